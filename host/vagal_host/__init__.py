@@ -1,0 +1,1 @@
+"""vagal host tools: run the firmware's own core on recordings, talk to the board, show sessions."""

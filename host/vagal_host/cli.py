@@ -1,0 +1,55 @@
+"""The `vagal` command: discovers subcommands in vagal_host.commands and runs one.
+
+Every user-fixable problem is raised as VagalError and printed as one line with exit status 2.
+"""
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from vagal_host import commands
+from vagal_host.errors import VagalError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, "vagal: error: %s\n" % message)
+
+
+def _command_modules():
+    mods = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        mods.append(importlib.import_module("vagal_host.commands." + info.name))
+    return mods
+
+
+def build_parser():
+    parser = _Parser(prog="vagal", description="vagal: breathing pacer host tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args._run(args)
+    except VagalError as e:
+        print("vagal %s: error: %s" % (args.command, e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vagal %s: interrupted" % args.command, file=sys.stderr)
+        return 130
+    return status or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
