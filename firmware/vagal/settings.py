@@ -1,0 +1,256 @@
+"""Settings in a JSON file on flash: validated on load, written atomically.
+
+A bad file never stops the device: each missing or bad key falls back to its default and the problem
+is reported through `errors` (and the log callback). A file that is not JSON at all is kept as
+<path>.bad so nothing is lost. save() writes <path>.tmp, flushes and syncs it, then renames it over
+the old file, so a power cut mid-write leaves either the old or the new settings, never half of one.
+Keys this firmware does not know are kept as they are (a newer firmware may have written them).
+"""
+
+import json
+import os
+
+from vagal import pacer
+
+BOOL = "bool"
+INT = "int"
+STR = "str"
+
+# (key, type, default, allowed): allowed is (lo, hi) for INT, a tuple of choices for STR
+# ("" = any short printable token up to 32 chars, "date" = YYYY-MM-DD or empty), None for BOOL.
+SPECS = (
+    ("rate_mbpm", INT, pacer.RATE_DEFAULT, (pacer.RATE_MIN, pacer.RATE_MAX)),
+    ("inhale_pct", INT, pacer.INHALE_DEFAULT, (pacer.INHALE_MIN, pacer.INHALE_MAX)),
+    ("brightness", INT, 60, (0, 100)),
+    ("haptics", BOOL, True, None),
+    ("haptic_pct", INT, 40, (0, 100)),
+    ("raw", BOOL, False, None),
+    ("autostart", BOOL, True, None),
+    ("mode", STR, "pacer", ("pacer", "resonance")),
+    ("resonance_mbpm", INT, 0, (0, pacer.RATE_MAX)),  # 0 = not measured yet
+    ("resonance_date", STR, "", "date"),
+)
+
+KEYS = tuple(s[0] for s in SPECS)
+
+
+class SettingsError(ValueError):
+    """A rejected setting; str(e) names the key and the problem."""
+
+
+def _spec(key):
+    for s in SPECS:
+        if s[0] == key:
+            return s
+    return None
+
+
+def _describe(spec):
+    key, kind, default, allowed = spec
+    if kind == INT:
+        return "an integer %d..%d" % allowed
+    if kind == BOOL:
+        return "true/false (1/0, on/off)"
+    if allowed == "date":
+        return "a date YYYY-MM-DD or empty"
+    return "one of " + "/".join(allowed)
+
+
+def _valid_date(s):
+    if len(s) != 10 or s[4] != "-" or s[7] != "-":
+        return False
+    for i in (0, 1, 2, 3, 5, 6, 8, 9):
+        if not "0" <= s[i] <= "9":
+            return False
+    month = int(s[5:7])
+    day = int(s[8:10])
+    return 1 <= month <= 12 and 1 <= day <= 31
+
+
+def check(key, value):
+    """value if it is valid for key, else SettingsError naming the problem."""
+    spec = _spec(key)
+    if spec is None:
+        raise SettingsError("unknown setting %r (known: %s)" % (key, ", ".join(KEYS)))
+    kind = spec[1]
+    allowed = spec[3]
+    ok = False
+    if kind == INT:
+        ok = type(value) is int and allowed[0] <= value <= allowed[1]
+    elif kind == BOOL:
+        ok = type(value) is bool
+    elif type(value) is str:
+        if allowed == "date":
+            ok = value == "" or _valid_date(value)
+        else:
+            ok = value in allowed
+    if not ok:
+        raise SettingsError("%s=%s: must be %s" % (key, _short(value), _describe(spec)))
+    return value
+
+
+def _short(value):
+    s = repr(value) if type(value) is str else str(value)
+    return s if len(s) <= 24 else s[:21] + "..."
+
+
+def parse(key, text):
+    """A setting from command text ("6000", "on", "2024-05-01"), validated; SettingsError if bad."""
+    spec = _spec(key)
+    if spec is None:
+        raise SettingsError("unknown setting %r (known: %s)" % (key, ", ".join(KEYS)))
+    kind = spec[1]
+    if kind == INT:
+        digits = text[1:] if text[:1] == "-" else text
+        if not digits or len(digits) > 9 or not all("0" <= c <= "9" for c in digits):
+            raise SettingsError("%s=%s: must be %s" % (key, _short(text), _describe(spec)))
+        value = int(text)
+    elif kind == BOOL:
+        t = text.lower()
+        if t in ("1", "true", "on", "yes"):
+            value = True
+        elif t in ("0", "false", "off", "no"):
+            value = False
+        else:
+            raise SettingsError("%s=%s: must be %s" % (key, _short(text), _describe(spec)))
+    else:
+        value = "" if text == "-" else text
+    return check(key, value)
+
+
+def format_value(value):
+    """The wire text of a value (the inverse of parse)."""
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    return str(value) if value != "" else "-"
+
+
+def defaults():
+    d = {}
+    for key, kind, default, allowed in SPECS:
+        d[key] = default
+    return d
+
+
+class Settings:
+    """The device settings; values is a dict key -> value, always valid after load()."""
+
+    def __init__(self, path, log=None):
+        self.path = path
+        self.log = log  # callable(level, text) or None
+        self.values = defaults()
+        self.extra = {}  # unknown keys found in the file, kept and written back
+        self.errors = []
+
+    def _error(self, text):
+        self.errors.append(text)
+        if self.log is not None:
+            self.log("error", text)
+
+    def load(self):
+        """Read the file; returns the list of problems found (each also logged). Never raises."""
+        self.values = defaults()
+        self.extra = {}
+        self.errors = []
+        try:
+            f = open(self.path)
+        except OSError:
+            return self.errors  # no file yet: defaults
+        try:
+            try:
+                text = f.read()
+            finally:
+                f.close()
+            data = json.loads(text)
+        except Exception as e:  # ValueError from JSON, OSError/UnicodeError from reading
+            self._error("settings: %s is not valid JSON (%s); using defaults, bad file kept as %s.bad"
+                        % (self.path, e, self.path))
+            self._keep_bad()
+            return self.errors
+        if type(data) is not dict:
+            self._error("settings: %s holds %s, not an object; using defaults, bad file kept as %s.bad"
+                        % (self.path, type(data).__name__, self.path))
+            self._keep_bad()
+            return self.errors
+        for key in data:
+            value = data[key]
+            if _spec(key) is None:
+                self.extra[key] = value
+                if self.log is not None:
+                    self.log("warn", "settings: unknown key %r kept as is" % (key,))
+                continue
+            try:
+                self.values[key] = check(key, value)
+            except SettingsError as e:
+                self._error("settings: %s; using default %s" % (e, format_value(_spec(key)[2])))
+        return self.errors
+
+    def _keep_bad(self):
+        try:
+            os.rename(self.path, self.path + ".bad")
+        except OSError as e:
+            if self.log is not None:
+                self.log("error", "settings: could not keep bad file: %s" % (e,))
+
+    def get(self, key):
+        return self.values[key]
+
+    def set(self, key, text):
+        """Set key from command text and save; SettingsError (nothing changed) if bad, OSError if the
+        write fails (in-memory value restored, the file keeps the old settings)."""
+        value = parse(key, text)
+        old = self.values[key]
+        self.values[key] = value
+        try:
+            self.save()
+        except Exception:
+            self.values[key] = old
+            raise
+        return value
+
+    def reset(self):
+        """Back to defaults (unknown keys kept) and save."""
+        old = self.values
+        self.values = defaults()
+        try:
+            self.save()
+        except Exception:
+            self.values = old
+            raise
+
+    def to_json(self):
+        d = {}
+        for key in self.extra:
+            d[key] = self.extra[key]
+        for key in self.values:
+            d[key] = self.values[key]
+        return json.dumps(d)
+
+    def save(self, opener=open):
+        """Write atomically: temp file, flush, sync, rename over the old file. opener is for tests."""
+        text = self.to_json()
+        tmp = self.path + ".tmp"
+        try:
+            f = opener(tmp, "w")
+            try:
+                f.write(text)
+                f.write("\n")
+                if hasattr(f, "flush"):
+                    f.flush()
+                synced = False
+                if hasattr(os, "fsync") and hasattr(f, "fileno"):
+                    os.fsync(f.fileno())  # CPython: this file only
+                    synced = True
+            finally:
+                f.close()
+            if not synced and hasattr(os, "sync"):
+                os.sync()  # MicroPython on flash
+            os.rename(tmp, self.path)
+        except Exception:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+            raise
