@@ -15,6 +15,7 @@ import os
 import sys
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # headless: must be set before matplotlib loads
+os.environ.setdefault("SOURCE_DATE_EPOCH", "0")  # reproducible SVG: no build date in its metadata
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -204,9 +205,11 @@ def header(name):
 
 def draw(out_dir):
     """Write wiring.svg and wiring.png into out_dir; returns their paths."""
+    import matplotlib
     import schemdraw
     import schemdraw.elements as elm
 
+    matplotlib.rcParams["svg.hashsalt"] = "vagal"  # reproducible SVG ids: regenerating changes nothing
     schemdraw.use("matplotlib")
     power = pins.PICO_POWER_PIN
     with schemdraw.Drawing(show=False) as d:
