@@ -25,15 +25,19 @@ except ImportError:  # CPython
 class TickClock:
     """A tick counter advanced by a fixed rational period, exact forever.
 
-    Used where samples carry no clock of their own (replaying a recording at fs Hz): each step adds
-    1e6 // fs microseconds and carries the remainder, Bresenham-style, so the ticks never drift and
-    every intermediate stays a small int.
+    Used where samples carry no clock of their own (a recording at fs Hz) and by the board, whose
+    sample clock is a divider of the crystal: each step adds 1e6 * den // num microseconds (the rate
+    is num / den Hz) and carries the remainder, Bresenham-style, so the ticks never drift and every
+    intermediate stays a small int (1e6 * den must stay below 2**30, so den <= 1000).
     """
 
-    def __init__(self, fs, start=0):
-        self.step = 1000000 // fs
-        self.rem = 1000000 % fs
-        self.fs = fs
+    def __init__(self, num, den=1, start=0):
+        if num <= 0 or den <= 0 or den > 1000:
+            raise ValueError("rate must be num/den Hz with num > 0 and 0 < den <= 1000")
+        whole = 1000000 * den
+        self.step = whole // num
+        self.rem = whole % num
+        self.num = num
         self.acc = 0
         self.now = start & TICKS_MAX
 
@@ -41,8 +45,8 @@ class TickClock:
         """Advance one sample period; return the new tick value (microseconds)."""
         n = ticks_add(self.now, self.step)
         self.acc += self.rem
-        if self.acc >= self.fs:
-            self.acc -= self.fs
+        if self.acc >= self.num:
+            self.acc -= self.num
             n = ticks_add(n, 1)
         self.now = n
         return n

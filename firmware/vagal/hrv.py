@@ -1,0 +1,148 @@
+"""Beat-interval cleaning and heart-rate variability over a sliding window, in fixed point.
+
+Cleaning follows the rules HeartPy and Kubios use: an interval must be physiological (300-2000 ms,
+30-200 bpm), must not differ from the previous accepted one by more than 350 ms, and must lie within
+the window mean +- max(30 %, 300 ms) once the window holds a few intervals. An ectopic beat gives a
+short interval followed by a long one; both fail these rules and are left out. RMSSD uses only pairs
+of consecutive accepted intervals, so a rejected beat never creates a false difference.
+
+Work per beat is bounded by the window length (at most 64), nothing is allocated, and all
+intermediates stay below 2**30: differences are squared in units of 100 us, deviations in ms.
+"""
+
+from array import array
+
+IBI_MIN_US = 300000
+IBI_MAX_US = 2000000
+JUMP_MAX_US = 350000
+
+
+def isqrt(n):
+    """Integer square root (floor) of a non-negative small int, by Newton's method."""
+    if n <= 0:
+        return 0
+    x = n
+    y = (x + 1) >> 1
+    while y < x:
+        x = y
+        y = (x + n // x) >> 1
+    return x
+
+
+class HRV:
+    """Sliding-window HR, RMSSD and SDNN over cleaned intervals."""
+
+    def __init__(self, window=32):
+        if window < 4 or window > 64:
+            raise ValueError("HRV window must hold 4..64 intervals")
+        self.window = window
+        self._ibi = array("i", [0] * window)
+        self._dsq = array("i", [0] * window)   # squared successive differences (100 us units)
+        self.reset()
+
+    def reset(self):
+        for i in range(self.window):
+            self._ibi[i] = 0
+            self._dsq[i] = 0
+        self._i = 0
+        self._j = 0
+        self.count = 0
+        self._nd = 0
+        self._sum_ms = 0
+        self._sum_dsq = 0
+        self._prev = 0        # previous accepted interval, 0 after a gap or a rejection
+        self._last = 0        # last accepted interval, kept across rejections for the jump rule
+        self.hr_x10 = 0
+        self.rmssd_us = 0
+        self.sdnn_us = 0
+        self.accepted = 0
+        self.rejected = 0
+        self._run = 0         # rejections in a row
+
+    def gap(self):
+        """The beat sequence was interrupted (bad signal): the next interval has no predecessor."""
+        self._prev = 0
+
+    def add(self, ibi_us):
+        """Offer one interval. Returns True if accepted into the window."""
+        ok = IBI_MIN_US <= ibi_us <= IBI_MAX_US
+        if ok and self._last:
+            d = ibi_us - self._last
+            if d > JUMP_MAX_US or d < -JUMP_MAX_US:
+                ok = False
+        if ok and self.count >= 4:
+            mean = self._sum_ms * 1000 // self.count
+            tol = mean * 3 // 10
+            if tol < 300000:
+                tol = 300000
+            d = ibi_us - mean
+            if d > tol or d < -tol:
+                ok = False
+        if not ok:
+            self.rejected += 1
+            self._prev = 0
+            # after many rejections in a row the rhythm itself changed: start the window afresh
+            self._run += 1
+            if self._run >= 8:
+                self.reset_window()
+            return False
+        self._run = 0
+        self.accepted += 1
+        ms = ibi_us // 1000
+        w = self.window
+        if self.count == w:
+            self._sum_ms -= self._ibi[self._i]
+        else:
+            self.count += 1
+        self._ibi[self._i] = ms
+        self._sum_ms += ms
+        self._i += 1
+        if self._i == w:
+            self._i = 0
+        if self._prev:
+            d = (ibi_us - self._prev) // 100
+            dsq = d * d
+            if self._nd == w:
+                self._sum_dsq -= self._dsq[self._j]
+            else:
+                self._nd += 1
+            self._dsq[self._j] = dsq
+            self._sum_dsq += dsq
+            self._j += 1
+            if self._j == w:
+                self._j = 0
+        self._prev = ibi_us
+        self._last = ibi_us
+        self._update()
+        return True
+
+    def reset_window(self):
+        self.count = 0
+        self._nd = 0
+        self._sum_ms = 0
+        self._sum_dsq = 0
+        self._i = 0
+        self._j = 0
+        self._last = 0
+        self._run = 0
+
+    def _update(self):
+        n = self.count
+        if n < 2:
+            self.hr_x10 = 0
+            self.sdnn_us = 0
+            self.rmssd_us = 0
+            return
+        mean_ms = self._sum_ms // n
+        self.hr_x10 = 600000 // mean_ms if mean_ms else 0
+        s = 0
+        for k in range(n):
+            d = self._ibi[k] - mean_ms
+            s += d * d
+        # variance in ms^2 (< 3e6); x100 before the root gives 100 us resolution within range
+        self.sdnn_us = isqrt(s // (n - 1) * 100) * 100
+        if self._nd:
+            # mean square in (100 us)^2 (< 1.3e7); x64 before the root gives 12.5 us resolution
+            self.rmssd_us = isqrt(self._sum_dsq // self._nd * 64) * 100 // 8
+        else:
+            self.rmssd_us = 0

@@ -1,0 +1,494 @@
+"""Streaming fixed-point beat detector for the finger PPG, with signal quality as a first-class output.
+
+Method: the slope-sum function (SSF) of Zong et al. (CinC 2003; PhysioNet qppg/wabp), which Charlton
+et al. 2022 (Physiol. Meas. 43:085007) rank among the best open beat detectors, chosen because it is
+causal, needs only additions and comparisons (no squaring, unlike Elgendi's energy detector, so its
+range stays far below 2**30 with 16-bit input), and its upstroke emphasis ignores the dicrotic wave.
+
+Per sample:  x -> two cascaded moving averages (low-pass, ~16 Hz)  -> first difference
+             -> SSF = sum of positive differences over 128 ms (the rise of the upstroke)
+A pulse starts when the SSF crosses an adaptive threshold (a fraction of the running mean SSF peak,
+decaying after a missed beat, never below a floor learned from the signal's own noise). The pulse
+peak is then the maximum of the low-passed signal after that upstroke, confirmed once the signal has
+fallen by a fifth of the pulse amplitude, and refined with a three-point parabola (1/256 sample) whose
+time is interpolated between the two samples' own ticks. The beat is emitted at that confirmation,
+typically 60-200 ms after the peak.
+
+Signal quality is judged on the raw samples: drop-outs to zero, a rail or a clipped flat top,
+a flat line (no finger), amplitude collapse and motion bursts. In any of those states no beat is
+emitted; after the signal comes back the detector waits for its filters to settle, relearns the
+pulse amplitude from the new signal and then detects again, typically within two to three beats.
+
+Everything in push() is integer arithmetic on small ints held in preallocated arrays: no
+allocation, no float, every value far inside |x| < 2**30 (see _check_ranges in the tests).
+"""
+
+from array import array
+
+from vagal.ticks import ticks_diff, ticks_add
+
+# Quality states (ints so the per-sample path never builds a string).
+LEARNING = 0
+OK = 1
+NO_CONTACT = 2
+SATURATED = 3
+DROPOUT = 4
+NOISY = 5
+LOW_AMPLITUDE = 6
+QUALITY_NAMES = ("learning", "ok", "no_contact", "saturated", "dropout", "noisy", "low_amplitude")
+
+# Levels in read_u16() units (0..65535). A 12-bit ADC count is 16 units; the RP2040's ADC has about
+# 8-9 effective bits, i.e. noise of 1-4 counts.
+DROPOUT_LEVEL = 64       # at or below: the sensor output fell to ground (lost contact / cable)
+RAIL_LEVEL = 65280       # at or above: the ADC's top rail (4080 counts of 4095)
+FLAT_RANGE = 160         # raw peak-to-peak below this over a block: no pulse at all (~10 counts)
+STUCK_DELTA = 16         # within one 12-bit count: "the same value" for clipping detection
+
+THRESHOLD_PCT = 35       # pulse threshold, % of the running mean slope-sum peak
+FALL_DIV = 5             # a peak is confirmed once the signal fell 1/FALL_DIV of the pulse amplitude
+
+
+class BeatDetector:
+    """Causal beat detector: push(x, t_us) per sample; True when a beat is ready in beat_*."""
+
+    def __init__(self, fs):
+        fs = int(fs)
+        if fs < 50 or fs > 1000:
+            raise ValueError("sample rate must be 50..1000 Hz, got %d" % fs)
+        self.fs = fs
+        # Low-pass: two boxes of ~40 ms and ~25 ms (zeros at 25 and 40 Hz; -3 dB near 11 Hz).
+        self._l1 = max(1, (fs * 40 + 500) // 1000)
+        self._l2 = max(1, (fs * 25 + 500) // 1000)
+        self._b1 = array("i", [0] * self._l1)
+        self._b2 = array("i", [0] * self._l2)
+        # SSF window: 128 ms of positive differences.
+        self._w = max(2, (fs * 128 + 500) // 1000)
+        self._sb = array("i", [0] * self._w)
+        # Durations in samples.
+        self._refractory = fs * 30 // 100     # no new upstroke within 300 ms of a peak
+        self._peak_window = fs * 60 // 100    # a peak must be confirmed within 600 ms of onset
+        self._settle = self._l1 + self._l2 + self._w + fs // 2   # filters forget a bad stretch
+        self._learn_len = fs * 12 // 10       # learn the pulse size for 1.2 s, then rescan it
+        self._block = max(8, fs // 4)         # raw quality blocks of 250 ms
+        self._period_us = 1000000 // fs       # nominal, only to size the missed-beat wait
+        self._stuck_len = max(3, fs * 120 // 1000)  # held 120 ms at an extreme: clipping
+        # History of low-passed values, slope sums and ticks: a power of two >= 2 s.
+        n = 64
+        while n < 2 * fs:
+            n <<= 1
+        self._hm = n - 1
+        self._hx = array("i", [0] * n)
+        self._hs = array("i", [0] * n)
+        self._ht = array("i", [0] * n)
+        # Beats waiting to be reported (the rescan after learning can find several at once).
+        self._qt = array("i", [0] * 4)
+        self._qi = array("i", [0] * 4)
+        self._qa = array("i", [0] * 4)
+        self._qc = array("i", [0] * 4)
+        # Group delay of the two boxes in 1/256 sample, removed from peak times.
+        self._delay256 = ((self._l1 - 1) + (self._l2 - 1)) * 128
+        self.reset()
+
+    def reset(self):
+        """Forget everything learned: used at start and by the host between recordings."""
+        for b in (self._b1, self._b2, self._sb, self._hx, self._hs, self._ht):
+            for i in range(len(b)):
+                b[i] = 0
+        self._i1 = 0
+        self._i2 = 0
+        self._s1 = 0
+        self._s2 = 0
+        self._is = 0
+        self._ssf = 0
+        self._n = 0                 # samples seen (saturating)
+        self._hi = 0                # history write index
+        self._prev_lp = 0
+        self._qh = 0
+        self._nq = 0
+        # raw quality
+        self._blk_n = 0
+        self._blk_min = 65535
+        self._blk_max = 0
+        self._prev_min = 65535
+        self._prev_max = 0
+        self._blk_bad = 0
+        self._stuck = 0
+        self._run_x = 0
+        self._flat_blocks = 0
+        self._big_blocks = 0
+        self._small_blocks = 0
+        self._low_blocks = 0
+        self._bad_hold = 0          # samples to wait before detection resumes
+        # detection
+        self._learn = 0
+        self._learn_ssf = 0
+        self._ssf_avg = 0           # running mean SSF maximum of accepted pulses
+        self._amp_avg = 0           # running mean pulse amplitude (low-passed units)
+        self._ibi_avg = 0           # running mean interval (us)
+        self._miss_n = 0            # samples without a pulse that count as a missed beat
+        self._noise = 0             # running SSF level between pulses
+        self._since_peak = 1000000  # samples since the last accepted peak (saturating)
+        self._cand = 0              # 0 idle, 1 following an upstroke to its peak
+        self._cand_len = 0
+        self._cand_ssf = 0
+        self._cand_max = 0
+        self._cand_max_i = 0
+        self._foot = 0
+        self._have_prev = 0
+        self._prev_t = 0
+        self._big = 0
+        self.quality = LEARNING
+        self.beat_t_us = 0
+        self.beat_ibi_us = 0
+        self.beat_amp = 0
+        self.beat_conf = 0
+        self.beats = 0
+
+    # ------------------------------------------------------------------ per sample
+    def push(self, x, t_us):
+        """Feed one raw sample (read_u16 scale) taken at tick t_us. Returns True on a beat."""
+        if self._nq:
+            self._pop()          # a beat found by the start-up rescan, reported one per sample
+            return True
+        if self._n == 0:
+            self._prime(x)
+        if self._n < 1000000:
+            self._n += 1
+        # --- raw signal quality: drop-out, rail and clipped flat tops, judged sample by sample
+        bad = 0
+        if x <= DROPOUT_LEVEL:
+            bad = DROPOUT
+        elif x >= RAIL_LEVEL:
+            bad = SATURATED
+        d = x - self._run_x
+        if -STUCK_DELTA <= d <= STUCK_DELTA:
+            self._stuck += 1
+            if self._stuck >= self._stuck_len:
+                top = self._blk_max
+                if self._prev_max > top:
+                    top = self._prev_max
+                bot = self._blk_min
+                if self._prev_min < bot:
+                    bot = self._prev_min
+                if (x >= top - STUCK_DELTA or x <= bot + STUCK_DELTA) and top - bot > FLAT_RANGE:
+                    bad = SATURATED      # held at an extreme while the signal moves: clipping
+        else:
+            self._stuck = 0
+            self._run_x = x
+        if bad:
+            self._blk_bad = bad
+        if x < self._blk_min:
+            self._blk_min = x
+        if x > self._blk_max:
+            self._blk_max = x
+        self._blk_n += 1
+        if self._blk_n >= self._block:
+            self._end_block()
+
+        # --- low-pass (two running sums) and slope sum
+        b = self._b1
+        i = self._i1
+        self._s1 += x - b[i]
+        b[i] = x
+        i += 1
+        if i == self._l1:
+            i = 0
+        self._i1 = i
+        y = self._s1 // self._l1
+        b = self._b2
+        i = self._i2
+        self._s2 += y - b[i]
+        b[i] = y
+        i += 1
+        if i == self._l2:
+            i = 0
+        self._i2 = i
+        lp = self._s2 // self._l2
+        h = self._hi
+        self._hx[h] = lp
+        self._ht[h] = t_us
+        self._hi = (h + 1) & self._hm
+        ssf = self._slope(lp)
+        self._hs[h] = ssf
+
+        if bad or self._bad_hold:
+            if bad:
+                self._bad_hold = self._settle
+                self.quality = bad
+                self._cand = 0
+                self._have_prev = 0
+            else:
+                self._bad_hold -= 1
+                if self._bad_hold == 0:
+                    self._relearn()
+            return False
+        q = self.quality
+        if q == LEARNING:
+            self._learn += 1
+            if ssf > self._learn_ssf:
+                self._learn_ssf = ssf
+            if self._learn >= self._learn_len:
+                self._end_learning()
+                if self._nq:
+                    self._pop()
+                    return True
+            return False
+        if q != OK:
+            return False            # a block-level state (flat, noisy, weak) holds detection off
+        if self._detect(lp, ssf, h):
+            self._pop()
+            return True
+        return False
+
+    def _slope(self, lp):
+        """Slope sum: positive first differences of the low-passed signal over 128 ms."""
+        d = lp - self._prev_lp
+        self._prev_lp = lp
+        if d < 0:
+            d = 0
+        b = self._sb
+        i = self._is
+        self._ssf += d - b[i]
+        b[i] = d
+        i += 1
+        if i == self._w:
+            i = 0
+        self._is = i
+        return self._ssf
+
+    def _detect(self, lp, ssf, h):
+        """Threshold the slope sum, follow the upstroke to its peak; queue a confirmed beat."""
+        if self._since_peak < 1000000:
+            self._since_peak += 1
+        if self._cand == 0:
+            # threshold: a fraction of the mean pulse SSF, decayed while beats are missing,
+            # never below twice the slope-sum level between pulses
+            thr = self._ssf_avg * THRESHOLD_PCT // 100
+            floor = self._noise * 2
+            if thr < floor:
+                thr = floor
+            if thr < 4:
+                thr = 4
+            if ssf > thr and self._since_peak > self._refractory:
+                self._cand = 1
+                self._cand_len = 0
+                self._cand_ssf = ssf
+                self._cand_max = lp
+                self._cand_max_i = h
+                self._foot = self._min_back(h, self._w + self._l1)
+            else:
+                self._noise += (ssf - self._noise) >> 7
+                if self._miss_n and self._since_peak > self._miss_n:
+                    self._since_peak = self._refractory + 1
+                    self._ssf_avg -= self._ssf_avg >> 2
+            return False
+        self._cand_len += 1
+        if ssf > self._cand_ssf:
+            self._cand_ssf = ssf
+        if lp > self._cand_max:
+            self._cand_max = lp
+            self._cand_max_i = h
+        amp = self._cand_max - self._foot
+        if self._cand_len > self._peak_window:
+            self._cand = 0          # rose and never fell: a step or a drift, not a pulse
+            return False
+        if amp <= 0 or self._cand_max - lp < amp // FALL_DIV or h == self._cand_max_i:
+            return False
+        # The signal has fallen part of the way back: the peak is confirmed.
+        self._cand = 0
+        return self._accept(amp, h)
+
+    def _min_back(self, end, n):
+        """Minimum of the n low-passed values before history index end (the pulse foot)."""
+        hx = self._hx
+        m = self._hm
+        j = end
+        lo = hx[j]
+        while n > 0:
+            v = hx[j]
+            if v < lo:
+                lo = v
+            j = (j - 1) & m
+            n -= 1
+        return lo
+
+    def _prime(self, x):
+        """Fill the filters with the first sample so start-up shows no step."""
+        for i in range(self._l1):
+            self._b1[i] = x
+        for i in range(self._l2):
+            self._b2[i] = x
+        self._s1 = x * self._l1
+        self._s2 = x * self._l2
+        self._prev_lp = x
+        self._run_x = x
+
+    def _relearn(self):
+        self._learn = 0
+        self._learn_ssf = 0
+        self._have_prev = 0
+        self._cand = 0
+        self._ssf_avg = 0
+        self._amp_avg = 0
+        self._miss_n = 0
+        self._since_peak = 1000000
+        self.quality = LEARNING
+
+    def _end_learning(self):
+        """Set the threshold from the pulses just seen, then rescan them so none is lost."""
+        self._ssf_avg = self._learn_ssf * 3 // 4
+        self._noise = self._learn_ssf // 8
+        self.quality = OK
+        m = self._hm
+        k = (self._hi - self._learn) & m
+        n = self._learn
+        while n > 0:
+            self._detect(self._hx[k], self._hs[k], k)
+            k = (k + 1) & m
+            n -= 1
+
+    def _pop(self):
+        i = self._qh
+        self.beat_t_us = self._qt[i]
+        self.beat_ibi_us = self._qi[i]
+        self.beat_amp = self._qa[i]
+        self.beat_conf = self._qc[i]
+        self._qh = (i + 1) & 3
+        self._nq -= 1
+        self.beats += 1
+
+    def _accept(self, amp, h):
+        """A confirmed pulse peak: judge it, time it, learn from it, queue it. True if queued."""
+        cssf = self._cand_ssf
+        avg = self._ssf_avg
+        self._since_peak = (h - self._cand_max_i) & self._hm   # samples since the peak
+        # Motion and artefacts: an upstroke far larger than the learned pulse. Three in a row mean
+        # the pulse itself changed (pressure, posture): adopt the new size instead of rejecting.
+        if self._amp_avg and amp > self._amp_avg * 3:
+            self._big += 1
+            if self._big < 3:
+                return False
+            self._amp_avg = amp
+            avg = cssf
+        self._big = 0
+        if cssf > avg * 3:
+            cssf = avg * 3
+        self._ssf_avg = avg + ((cssf - avg) >> 3)
+        if self._amp_avg == 0:
+            self._amp_avg = amp
+        else:
+            self._amp_avg += (amp - self._amp_avg) >> 3
+
+        # Sub-sample peak: parabola through the peak and its neighbours, offset in 1/256 sample,
+        # minus the low-pass group delay; time from the ticks of the samples around it.
+        m = self._hm
+        k = self._cand_max_i
+        hx = self._hx
+        ht = self._ht
+        a = hx[(k - 1) & m]
+        c = hx[(k + 1) & m]
+        den = a - 2 * hx[k] + c
+        off = 0
+        if den < 0:
+            off = ((c - a) * 128) // -den
+            if off > 128:
+                off = 128
+            elif off < -128:
+                off = -128
+        off -= self._delay256
+        while off <= -256:
+            k = (k - 1) & m
+            off += 256
+        if off < 0:
+            k = (k - 1) & m
+            off += 256
+        t0 = ticks_add(ht[k], (ticks_diff(ht[(k + 1) & m], ht[k]) * off) >> 8)
+
+        ibi = 0
+        if self._have_prev:
+            ibi = ticks_diff(t0, self._prev_t)
+            if self._ibi_avg == 0:
+                self._ibi_avg = ibi
+            else:
+                self._ibi_avg += (ibi - self._ibi_avg) >> 3
+            # no pulse for 1.6 mean intervals (in samples) means a beat was missed
+            if self._ibi_avg > 0:
+                self._miss_n = (self._ibi_avg * 8 // 5) // self._period_us + 1
+        self._prev_t = t0
+        self._have_prev = 1
+
+        # Confidence: pulse size and interval close to the learned ones.
+        conf = 100
+        dev = amp - self._amp_avg
+        if dev < 0:
+            dev = -dev
+        conf -= dev * 50 // (self._amp_avg + 1)
+        if ibi > 0 and self._ibi_avg > 0:
+            dev = ibi - self._ibi_avg
+            if dev < 0:
+                dev = -dev
+            conf -= dev * 50 // self._ibi_avg
+        if conf < 0:
+            conf = 0
+        if self._nq == 4:
+            return False
+        i = (self._qh + self._nq) & 3
+        self._qt[i] = t0
+        self._qi[i] = ibi
+        self._qa[i] = amp
+        self._qc[i] = conf
+        self._nq += 1
+        return True
+
+    def _end_block(self):
+        """Every 250 ms: judge flat line, amplitude collapse and motion from the raw range."""
+        rng = self._blk_max - self._blk_min
+        q = self.quality
+        if self._blk_bad == 0:
+            if rng < FLAT_RANGE:
+                self._flat_blocks += 1
+            else:
+                self._flat_blocks = 0
+            amp = self._amp_avg
+            if amp > 0:
+                if rng * 6 < amp:
+                    self._small_blocks += 1
+                else:
+                    self._small_blocks = 0
+                if rng > amp * 5:
+                    self._big_blocks += 1
+                else:
+                    self._big_blocks = 0
+            state = OK
+            if self._flat_blocks >= 4:
+                state = NO_CONTACT
+            elif self._small_blocks >= 8:
+                state = LOW_AMPLITUDE
+            elif self._big_blocks >= 2:
+                state = NOISY
+            if state == LOW_AMPLITUDE and q == LOW_AMPLITUDE:
+                # a weaker but steady pulse for 10 s is the new normal (finger pressure changed)
+                self._low_blocks += 1
+                if self._low_blocks >= 40:
+                    state = OK
+            else:
+                self._low_blocks = 0
+            if state != OK:
+                if q != state:
+                    self.quality = state
+                    self._cand = 0
+                    self._have_prev = 0
+            elif q == NO_CONTACT or q == NOISY or q == LOW_AMPLITUDE:
+                # good again: let the filters settle, then relearn the pulse from scratch
+                self._bad_hold = self._settle
+                self._amp_avg = 0
+                self._small_blocks = 0
+                self._big_blocks = 0
+                self._low_blocks = 0
+                self.quality = LEARNING
+        self._prev_min = self._blk_min
+        self._prev_max = self._blk_max
+        self._blk_n = 0
+        self._blk_min = 65535
+        self._blk_max = 0
+        self._blk_bad = 0

@@ -1,0 +1,162 @@
+"""Load a recorded pulse signal (CSV or WFDB) and map it into the ADC's integer range.
+
+The core only ever sees what the Pico's ADC would give: ints in read_u16() scale (0..65535). Recordings
+that already are ADC counts (10- or 12-bit integers) are scaled exactly as the hardware would, so their
+real drop-outs to zero and clipped tops stay what they are. Recordings in arbitrary units (volts,
+normalised floats) are mapped linearly so that their 0.5-99.5 % range spans the middle half of the ADC,
+like a sensor whose output sits inside the ADC's input range.
+"""
+
+import csv
+import math
+import os
+
+from vagal_host.errors import VagalError
+
+FS_MIN = 50
+FS_MAX = 1000
+
+
+class Recording:
+    """One channel of a recording: integer ADC samples and their sample rate."""
+
+    def __init__(self, name, samples, fs, column, scaling):
+        self.name = name
+        self.samples = samples
+        self.fs = fs
+        self.column = column
+        self.scaling = scaling
+
+    @property
+    def duration_s(self):
+        return len(self.samples) / self.fs
+
+
+def check_fs(fs):
+    if fs is None:
+        raise VagalError("--fs is required for a CSV recording (its sample rate in Hz)")
+    try:
+        fs = float(fs)
+    except (TypeError, ValueError):
+        raise VagalError("sample rate %r is not a number" % (fs,)) from None
+    if not math.isfinite(fs) or not FS_MIN <= fs <= FS_MAX:
+        raise VagalError("sample rate %s Hz is out of range (%d..%d Hz)" % (fs, FS_MIN, FS_MAX))
+    return fs
+
+
+def _read_csv(path, column):
+    try:
+        with open(path, newline="") as f:
+            lines = [ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise VagalError("%s is not a text CSV file" % path) from None
+    if not lines:
+        raise VagalError("%s is empty" % path)
+    rows = list(csv.reader(lines))
+    header = [h.strip() for h in rows[0]]
+
+    def numeric(s):
+        try:
+            float(s)
+            return True
+        except ValueError:
+            return False
+
+    if all(numeric(h) for h in header if h):
+        names = [str(i) for i in range(len(header))]   # no header row: columns by index
+        body = rows
+    else:
+        names = header
+        body = rows[1:]
+    if column is None:
+        if len(names) != 1:
+            raise VagalError("%s has columns %s: choose one with --column" % (path, ", ".join(names)))
+        column = names[0]
+    if column not in names:
+        raise VagalError("%s has no column %r (columns: %s)" % (path, column, ", ".join(names)))
+    idx = names.index(column)
+    values = []
+    for lineno, row in enumerate(body, start=2 if body is not rows else 1):
+        if idx >= len(row) or row[idx].strip() == "":
+            raise VagalError("%s line %d: no value in column %r" % (path, lineno, column))
+        cell = row[idx].strip()
+        try:
+            v = float(cell)
+        except ValueError:
+            raise VagalError("%s line %d: %r in column %r is not a number" % (path, lineno, cell, column)) from None
+        if not math.isfinite(v):
+            raise VagalError("%s line %d: %r in column %r is not a finite number" % (path, lineno, cell, column))
+        values.append(v)
+    if not values:
+        raise VagalError("%s has a header but no samples" % path)
+    return values, column
+
+
+def _read_wfdb(path, column):
+    import wfdb
+
+    base = path[:-4] if path.endswith(".hea") else path
+    try:
+        rec = wfdb.rdrecord(base)
+    except Exception as e:  # wfdb raises many kinds; all mean "not a readable record"
+        raise VagalError("%s is not a readable WFDB record: %s" % (path, e)) from None
+    names = list(rec.sig_name)
+    if column is None:
+        if len(names) != 1:
+            raise VagalError("%s has signals %s: choose one with --column" % (path, ", ".join(names)))
+        column = names[0]
+    if column not in names:
+        raise VagalError("%s has no signal %r (signals: %s)" % (path, column, ", ".join(names)))
+    sig = rec.p_signal[:, names.index(column)]
+    values = [float(v) for v in sig]
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            raise VagalError("%s sample %d of %r is not a finite number" % (path, i, column))
+    return values, column, float(rec.fs)
+
+
+def to_adc(values):
+    """Map values into read_u16() counts; returns (ints, description of the scaling)."""
+    lo = min(values)
+    hi = max(values)
+    if all(float(v).is_integer() for v in values) and lo >= 0:
+        if hi <= 1023:
+            return [int(v) << 6 for v in values], "10-bit ADC counts x 64"
+        if hi <= 4095:
+            return [int(v) << 4 for v in values], "12-bit ADC counts x 16"
+        if hi <= 65535:
+            return [int(v) for v in values], "16-bit ADC counts"
+    s = sorted(values)
+    p_lo = s[int(0.005 * (len(s) - 1))]
+    p_hi = s[int(0.995 * (len(s) - 1))]
+    if p_hi <= p_lo:
+        p_lo, p_hi = lo, hi
+    if p_hi <= p_lo:
+        return [32768] * len(values), "constant signal"
+    gain = 32768.0 / (p_hi - p_lo)
+    out = []
+    for v in values:
+        c = int(round(16384 + (v - p_lo) * gain))
+        out.append(0 if c < 0 else 65535 if c > 65535 else c)
+    return out, "linear: %.6g..%.6g -> 16384..49152" % (p_lo, p_hi)
+
+
+def load_recording(path, column=None, fs=None):
+    """Read one channel of a CSV (header row; '#' comment lines skipped) or WFDB record."""
+    path = str(path)
+    is_wfdb = path.endswith(".hea") or (not os.path.exists(path) and os.path.exists(path + ".hea"))
+    if not is_wfdb and not os.path.exists(path):
+        raise VagalError("no such file: %s" % path)
+    if not is_wfdb and os.path.isdir(path):
+        raise VagalError("%s is a directory, not a recording" % path)
+    if is_wfdb:
+        values, column, rec_fs = _read_wfdb(path, column)
+        fs = check_fs(fs if fs is not None else rec_fs)
+    else:
+        fs = check_fs(fs)
+        values, column = _read_csv(path, column)
+    if len(values) < 2:
+        raise VagalError("%s has only %d sample(s)" % (path, len(values)))
+    samples, scaling = to_adc(values)
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Recording(name, samples, fs, column, scaling)
