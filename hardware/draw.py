@@ -203,8 +203,8 @@ def header(name):
     return str(pins.PICO_HEADER_PIN[getattr(pins, name)])
 
 
-def draw(out_dir):
-    """Write wiring.svg and wiring.png into out_dir; returns their paths."""
+def build():
+    """The schemdraw Drawing, and its polarity-sensitive parts by name (tests check their direction)."""
     import matplotlib
     import schemdraw
     import schemdraw.elements as elm
@@ -245,7 +245,7 @@ def draw(out_dir):
                 elm.IcPin(name="+ red", side="right", anchorname="VCC"),
             ],
             pinspacing=2.2, edgepadW=0.5, leadlen=0.5,
-        ).label("Pulse\nsensor\n(PPG)", loc="center").right().anchor("SIG")
+        ).label("Pulse sensor (PPG)", loc="top").right().anchor("SIG")
         d += sensor
         d += elm.Capacitor().down().at(node).toy(pico.AGND).label(fmt_farads(C_FILTER), loc="bottom")
         d += elm.Dot()
@@ -257,8 +257,10 @@ def draw(out_dir):
         d += elm.Line().at(pico.GND).right(1.0)
         d += elm.Ground().label("GND", loc="right")
 
-        d += elm.Resistor().at(pico.LED).right().label(fmt_ohms(R_LED), loc="top")
-        d += elm.LED().right().label("amber LED", loc="top")
+        led_resistor = elm.Resistor().at(pico.LED).right().label(fmt_ohms(R_LED), loc="top")
+        d += led_resistor
+        led = elm.LED().right().label("amber LED", loc="top")
+        d += led
         d += elm.Line().right(0.5)
         d += elm.Ground()
 
@@ -280,15 +282,18 @@ def draw(out_dir):
         d += elm.Line().at(fet.drain).up(0.6)
         drain = d.here
         d += elm.Dot()
-        d += elm.Motor().up().label("coin\nmotor", loc="bottom")
+        motor = elm.Motor().up().label("coin\nmotor", loc="bottom")
+        d += motor
         top = d.here
         d += elm.Dot()
         d += elm.Vdd().label("3V3")
         d += elm.Line().at(drain).right(2.2)
-        d += elm.Diode().up().reverse().label("1N5819", loc="bottom")
+        diode = elm.Diode().up().label("1N5819", loc="bottom")  # anode = start, cathode (bar) = end
+        d += diode
         d += elm.Line().to(top)
         d += elm.Line().at(top).left(2.6)
-        d += elm.Capacitor(polar=True).down().length(2.5).label(fmt_farads(C_BULK) + "\n∥ 100 nF", loc="top")
+        bulk = elm.Capacitor(polar=True).down().length(2.5).label(fmt_farads(C_BULK) + "\n∥ 100 nF", loc="top")
+        d += bulk  # "+" at the start
         d += elm.Ground()
 
         below = pico.AGND[1] - 2.4
@@ -298,6 +303,14 @@ def draw(out_dir):
             % (power["AGND"], power["GND"], pins.pwm_slice(pins.LED_PWM), pins.pwm_slice(pins.MOTOR_PWM),
                pins.STATUS_LED), fontsize=10)
 
+    parts = {"led": led, "led_resistor": led_resistor, "motor": motor, "diode": diode, "bulk": bulk,
+             "fet": fet, "pico": pico, "sensor": sensor}
+    return d, parts
+
+
+def draw(out_dir):
+    """Write wiring.svg and wiring.png into out_dir; returns their paths."""
+    d, _ = build()
     os.makedirs(out_dir, exist_ok=True)
     svg = os.path.join(out_dir, "wiring.svg")
     png = os.path.join(out_dir, "wiring.png")

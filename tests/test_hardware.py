@@ -8,6 +8,7 @@ or lacks a part the design calls for, or when draw.py no longer builds a real im
 
 import csv
 import importlib.util
+import math
 import os
 import re
 import struct
@@ -205,8 +206,6 @@ def test_stale_readme_is_detected():
 
 
 def test_design_numbers_follow_from_the_formulas():
-    import math
-
     draw = load_draw()
     # The LED resistor is the next E12 value up from (3.3 - Vf) / I, so the current stays <= target.
     exact = (draw.V_3V3 - draw.LED_VF) / draw.LED_TARGET_A
@@ -286,6 +285,50 @@ def test_draw_builds_into_a_temp_dir(tmp_path):
     # The committed drawing is what draw.py makes now (draw.py output is reproducible).
     committed = matplotlib.image.imread(os.path.join(HARDWARE, "wiring.png"))
     assert np.array_equal(committed, pixels), "hardware/wiring.png is stale: run `make hardware`"
+
+
+def forward_direction(element):
+    """(dx, dy) from the base to the tip of a diode/LED's triangle, in drawing coordinates.
+
+    Read from the drawn symbol itself, so a .reverse() or a wrong direction shows up here.
+    """
+    def area(verts):
+        (ax, ay), (bx, by), (cx, cy) = verts
+        return abs((bx - ax) * (cy - ay) - (cx - ax) * (by - ay))
+
+    triangles = [seg.verts for seg in element.segments
+                 if type(seg).__name__ == "SegmentPoly" and len(seg.verts) == 3]
+    verts = [element.transform.transform(v) for v in max(triangles, key=area)]
+    def opposite_side(i):
+        return math.dist(verts[(i + 1) % 3], verts[(i + 2) % 3])
+
+    tip = max(range(3), key=opposite_side)  # the base is the triangle's longest side
+    bx = sum(verts[i][0] for i in range(3) if i != tip) / 2
+    by = sum(verts[i][1] for i in range(3) if i != tip) / 2
+    return verts[tip][0] - bx, verts[tip][1] - by
+
+
+def test_drawing_gets_the_polarised_parts_the_right_way_round():
+    """A reversed flyback diode shorts the 3V3 rail whenever the motor runs; check the drawing."""
+    draw = load_draw()
+    _, parts = draw.build()
+
+    def at(element, anchor):
+        x, y = element.absanchors[anchor]
+        return (round(float(x), 3), round(float(y), 3))
+
+    motor, diode, bulk, fet = parts["motor"], parts["diode"], parts["bulk"], parts["fet"]
+    supply, drain_node = at(motor, "end"), at(motor, "start")  # the motor runs from the drain up to 3V3
+    assert at(fet, "drain")[0] == drain_node[0] and at(fet, "drain")[1] < drain_node[1]
+    # Flyback diode spans drain -> 3V3 and conducts upwards: anode on the drain, cathode on 3V3.
+    assert {at(diode, "start")[1], at(diode, "end")[1]} == {drain_node[1], supply[1]}
+    assert forward_direction(diode)[1] > 0.1
+    # Polarised capacitor: "+" at its start, on the 3V3 node.
+    assert at(bulk, "start")[1] == supply[1] and at(bulk, "end")[1] < supply[1]
+    # LED: conducts away from the series resistor (pin -> resistor -> anode ... cathode -> GND).
+    assert at(parts["led"], "start") == at(parts["led_resistor"], "end")
+    assert at(parts["led_resistor"], "start") == at(parts["pico"], "LED")
+    assert forward_direction(parts["led"])[0] > 0.1
 
 
 def test_draw_check_mode_reports_current_readme():
