@@ -1,0 +1,196 @@
+"""Protocol: round trips from the message table, checksums, garbage, the line assembler.
+
+Plain functions and bare asserts: these also run on the MicroPython unix and WebAssembly ports.
+"""
+
+from vagal import protocol as P
+
+
+def _sample_value(ftype, i):
+    if ftype == P.INT:
+        return (-(P.INT_LIMIT - 1), 0, 7, P.INT_LIMIT - 1, 123456)[i % 5]
+    if ftype == P.TOKEN:
+        return ("ok", "no_contact", "0.1.0", "x")[i % 4]
+    if ftype == P.TEXT:
+        return ("", "two words", "star * inside*1234", " leading")[i % 4]
+    return ((), (0,), (1, 65535, 40000))[i % 3]
+
+
+def _raises(fn, *args):
+    try:
+        fn(*args)
+    except P.ProtocolError as e:
+        return str(e)
+    return None
+
+
+def test_every_message_round_trips():
+    for rep in range(5):
+        for kind, fields in P.MESSAGES:
+            values = tuple(_sample_value(f[1], rep + j) for j, f in enumerate(fields))
+            line = P.encode(kind, 65530 + rep, *values)
+            assert line.endswith("\n")
+            msg = P.decode(line)
+            assert msg.kind == kind
+            assert msg.seq == (65530 + rep) % P.SEQ_MOD
+            for j in range(len(fields)):
+                want = values[j]
+                if fields[j][1] == P.INTS:
+                    want = tuple(want)
+                assert msg.values[j] == want, (kind, fields[j][0], msg.values[j], want)
+                assert msg[fields[j][0]] == want
+
+
+def test_every_command_round_trips_with_and_without_checksum():
+    for kind, fields in P.COMMANDS:
+        values = tuple("rate_mbpm=5500" if f[1] == P.TOKEN else 1 for f in fields)
+        line = P.encode_command(kind, 42, *values)
+        msg = P.decode_command(line)
+        assert msg.kind == kind and msg.seq == 42 and msg.values == values
+        bare = line[:line.rfind("*")]
+        msg2 = P.decode_command(bare)
+        assert msg2.kind == kind and msg2.values == values
+        # device messages never go without a checksum
+        assert "checksum" in _raises(P.decode, bare)
+
+
+def test_any_single_character_change_is_detected():
+    line = P.encode("beat", 9, 123456, 850000, 1200, 95).rstrip("\n")
+    for i in range(len(line)):
+        for repl in ("0", "9", " ", "A", "*", "b"):
+            if repl == line[i]:
+                continue
+            bad = line[:i] + repl + line[i + 1:]
+            assert _raises(P.decode, bad) is not None, bad
+
+
+def test_checksum_is_crc16_ccitt_false():
+    # the standard check value of CRC-16/CCITT-FALSE
+    assert P.crc16(b"123456789") == 0x29B1
+    assert P.crc16("123456789") == 0x29B1
+
+
+def test_garbage_is_rejected_with_a_reason():
+    cases = (
+        ("", "empty"),
+        ("beat 1 2 3 4 5", "missing checksum"),
+        ("beat 1 2 3 4 5*12", "checksum"),
+        ("beat 1 2 3 4 5*XYZW", "checksum"),
+        (b"\x00\x03\x04\xff", "non-printable"),
+        ("beat\t1 2 3 4 5*0000", "non-printable"),
+    )
+    for line, word in cases:
+        reason = _raises(P.decode, line)
+        assert reason is not None and word in reason, (line, reason)
+    # well-formed checksums around wrong content
+    for body, word in (("nosuch 1 2", "unknown message"), ("beat 1 2 3 4", "missing field"),
+                       ("beat 1 2 3 4 5 6", "extra"), ("beat 1 2 x 4 5", "not an integer"),
+                       ("beat 1 2 99999999999 4 5", "integer"), ("beat 1 2 1073741824 4 5", "range"),
+                       ("beat 70000 2 3 4 5", "sequence"), ("beat", "sequence"),
+                       ("beat 1 2 3  5", "empty field"), ("raw 1 2 250 1 x", "not an integer")):
+        line = "%s*%04X" % (body, P.crc16(body))
+        reason = _raises(P.decode, line)
+        assert reason is not None and word in reason, (body, reason)
+
+
+def test_commands_reject_bad_lines_and_find_the_request_id():
+    for line, word, rid in (("ping", "sequence", P.NO_ID), ("frobnicate 7", "unknown command", 7),
+                            ("set 8", "missing field", 8), ("ping 9 extra", "extra", 9),
+                            ("ping x", "not an integer", P.NO_ID), ("ping 3*0000", "checksum", 3),
+                            ("raw 12 on off", "extra", 12)):
+        reason = _raises(P.decode_command, line)
+        assert reason is not None and word in reason, (line, reason)
+        assert P.request_id(line) == rid, (line, P.request_id(line))
+    assert P.request_id(b"\xff\xfe 5") == 5
+    assert P.request_id("ping 123456") == P.NO_ID
+
+
+def test_text_is_sanitised_and_never_carries_ctrl_c_or_ctrl_d():
+    line = P.encode("log", 1, "warn", "bad\x03\x04\x00\n\r\t byte \u00e9")
+    assert line.count("\n") == 1 and line.endswith("\n")
+    for c in line[:-1]:
+        assert 32 <= ord(c) <= 126
+    assert P.decode(line)["text"].startswith("bad?????")
+    tok = P.encode("setting", 2, "a b*c", "")
+    msg = P.decode(tok)
+    assert msg["key"] == "a_b_c" and msg["value"] == "-"
+
+
+def test_long_text_is_cut_to_fit_and_ints_are_checked():
+    line = P.encode("err", 3, 17, "x" * 500)
+    assert len(line) - 1 <= P.MAX_LINE
+    assert P.decode(line)["reason"].endswith("...")
+    assert "range" in _raises(P.encode, "beat", 0, 1 << 30, 0, 0, 0)
+    assert "expected int" in _raises(P.encode, "beat", 0, "12", 0, 0, 0)
+    assert "takes 4" in _raises(P.encode, "beat", 0, 1, 2, 3)
+    assert "unknown" in _raises(P.encode, "nosuch", 0)
+    assert "too long" in _raises(P.encode, "raw", 0, 0, 250, tuple(range(60000, 60040)))
+
+
+def test_link_stats_count_lost_and_corrupt_lines():
+    lines = [P.encode("log", s, "info", "n%d" % s) for s in range(65530, 65546)]
+    link = P.LinkStats()
+    dropped = (3, 4, 9)
+    for i in range(len(lines)):
+        if i in dropped:
+            continue
+        line = lines[i]
+        if i == 12:
+            line = line.replace("n", "m", 1)  # corrupt in transit
+        msg = link.accept(line)
+        assert (msg is None) == (i == 12)
+    assert link.lost == len(dropped) + 1  # the corrupt line is also a gap in the sequence
+    assert link.corrupt == 1
+    assert "checksum" in link.last_error
+    assert link.received == len(lines) - len(dropped) - 1
+    # a restarted device says hello with seq 0: no false gap
+    link.accept(P.encode("hello", 0, "0.1.0", 1, 250, "pico"))
+    link.accept(P.encode("log", 1, "info", "x"))
+    assert link.lost == len(dropped) + 1
+
+
+def test_assembler_split_writes_give_the_same_lines():
+    data = b"ping 1\r\nset 2 rate_mbpm=5000\n\n\nstart 3\n"
+    whole = P.LineAssembler().lines_from(data)
+    assert whole == [b"ping 1", b"set 2 rate_mbpm=5000", b"start 3"]
+    asm = P.LineAssembler()
+    got = []
+    for i in range(len(data)):
+        got += asm.lines_from(data[i:i + 1])
+    assert got == whole
+    asm = P.LineAssembler()
+    buf = bytearray(8)
+    got = []
+    for i in range(0, len(data), 5):
+        chunk = data[i:i + 5]
+        buf[:len(chunk)] = chunk
+        asm.feed(buf, len(chunk))
+        while True:
+            line = asm.next_line()
+            if line is None:
+                break
+            got.append(line)
+    assert got == whole
+    assert asm.lines == 3
+
+
+def test_assembler_drops_overlong_lines_and_recovers():
+    asm = P.LineAssembler(20)
+    exact = b"a" * 20
+    got = asm.lines_from(b"x" * 21 + b"\nok 1\n" + exact + b"\r\n" + b"y" * 500)
+    assert got == [b"ok 1", exact]
+    assert asm.overlong == 2
+    got = asm.lines_from(b"yy\nping 2\n")
+    assert got == [b"ping 2"]
+    assert asm.overlong == 2
+
+
+def test_assembler_passes_binary_noise_to_decode_which_rejects_it():
+    asm = P.LineAssembler()
+    noise = bytes((i * 37 + 11) & 0xFF for i in range(600))
+    lines = asm.lines_from(noise + b"\nping 5\n")
+    assert lines[-1] == b"ping 5"
+    for line in lines[:-1]:
+        assert len(line) <= P.MAX_LINE
+        assert _raises(P.decode_command, line) is not None
+    assert P.decode_command(lines[-1]).kind == "ping"
