@@ -56,9 +56,10 @@ class BeatDetector:
         if fs < 50 or fs > 1000:
             raise ValueError("sample rate must be 50..1000 Hz, got %d" % fs)
         self.fs = fs
-        # Low-pass: two boxes of ~40 ms and ~25 ms (zeros at 25 and 40 Hz; -3 dB near 11 Hz).
-        self._l1 = max(1, (fs * 40 + 500) // 1000)
-        self._l2 = max(1, (fs * 25 + 500) // 1000)
+        # Low-pass: boxes of 100 ms and 60 ms (zeros at 10 and 16.7 Hz; -3 dB near 4.5 Hz): smooth
+        # enough for a steady parabola at the peak even on 8-bit recordings.
+        self._l1 = max(1, (fs * 100 + 500) // 1000)
+        self._l2 = max(1, (fs * 60 + 500) // 1000)
         self._b1 = array("i", [0] * self._l1)
         self._b2 = array("i", [0] * self._l2)
         # SSF window: 128 ms of positive differences.
@@ -71,7 +72,7 @@ class BeatDetector:
         self._learn_len = fs * 12 // 10       # learn the pulse size for 1.2 s, then rescan it
         self._block = max(8, fs // 4)         # raw quality blocks of 250 ms
         self._period_us = 1000000 // fs       # nominal, only to size the missed-beat wait
-        self._stuck_len = max(3, fs * 120 // 1000)  # held 120 ms at an extreme: clipping
+        self._stuck_len = max(3, fs * 200 // 1000)  # held 200 ms at an extreme: clipping
         # History of low-passed values, slope sums and ticks: a power of two >= 2 s.
         n = 64
         while n < 2 * fs:
@@ -466,10 +467,11 @@ class BeatDetector:
                 state = LOW_AMPLITUDE
             elif self._big_blocks >= 2:
                 state = NOISY
-            if state == LOW_AMPLITUDE and q == LOW_AMPLITUDE:
-                # a weaker but steady pulse for 10 s is the new normal (finger pressure changed)
+            if (state == LOW_AMPLITUDE or state == NOISY) and q == state:
+                # a weaker (10 s) or larger (4 s) but lasting signal is the new normal: the finger
+                # pressure or the sensor changed, so relearn instead of waiting for the old size
                 self._low_blocks += 1
-                if self._low_blocks >= 40:
+                if self._low_blocks >= (40 if state == LOW_AMPLITUDE else 16):
                     state = OK
             else:
                 self._low_blocks = 0

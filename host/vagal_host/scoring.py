@@ -123,7 +123,7 @@ def score(name, ref, det, duration_s, exclusions=(), max_lag_s=1.0):
     keep_ref = ref + lag <= duration_s - TOLERANCE_S
     # symmetric at the start: a pulse arriving before lag - tolerance belongs to an R-peak that
     # happened before the recording began, so it has no reference to match
-    keep_det = det - lag >= -TOLERANCE_S
+    keep_det = det - lag >= 0
     for s, e, kind in exclusions:
         if kind == "reference":
             keep_ref &= ~((ref >= s) & (ref <= e))
@@ -135,8 +135,17 @@ def score(name, ref, det, duration_s, exclusions=(), max_lag_s=1.0):
     pairs = _match(ref, det, lag)
     tp = len(pairs)
     errs = []
+    err_at = []
     for (i0, j0), (i1, j1) in zip(pairs, pairs[1:]):
         if i1 == i0 + 1 and j1 == j0 + 1:
             errs.append(abs((det[j1] - det[j0]) - (ref[i1] - ref[i0])))
+            err_at.append(float(det[j1]))
     ibi = 1000 * float(np.mean(errs)) if errs else float("nan")
-    return Score(name, tp, len(det) - tp, len(ref) - tp, ibi, len(errs), lag)
+    sc = Score(name, tp, len(det) - tp, len(ref) - tp, ibi, len(errs), lag)
+    matched_r = {i for i, _ in pairs}
+    matched_d = {j for _, j in pairs}
+    sc.missed = [float(ref[i] + lag) for i in range(len(ref)) if i not in matched_r]
+    sc.false = [float(det[j]) for j in range(len(det)) if j not in matched_d]
+    sc.ibi_errors_ms = [1000 * e for e in errs]
+    sc.ibi_error_at = err_at
+    return sc
