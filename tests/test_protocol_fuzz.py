@@ -1,0 +1,134 @@
+"""Hypothesis fuzzing of the protocol: decode and the line assembler never fail except by
+ProtocolError, and every message and command survives an encode/decode round trip."""
+
+from hypothesis import given, settings, strategies as st
+
+from vagal import protocol as P
+
+ints = st.integers(min_value=-(P.INT_LIMIT - 1), max_value=P.INT_LIMIT - 1)
+tokens = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="*"),
+                 min_size=1, max_size=12)
+texts = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+seqs = st.integers(min_value=0, max_value=P.SEQ_MOD - 1)
+
+
+def values_for(fields):
+    parts = []
+    for _name, ftype in fields:
+        if ftype == P.INT:
+            parts.append(ints)
+        elif ftype == P.TOKEN:
+            parts.append(tokens)
+        elif ftype == P.TEXT:
+            parts.append(texts)
+        else:
+            parts.append(st.lists(st.integers(min_value=0, max_value=65535), max_size=12).map(tuple))
+    return st.tuples(*parts)
+
+
+messages = st.sampled_from(P.MESSAGES).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
+commands = st.sampled_from(P.COMMANDS).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
+
+
+@settings(max_examples=400, deadline=None)
+@given(messages)
+def test_messages_round_trip(case):
+    kind, seq, values = case
+    line = P.encode(kind, seq, *values)
+    assert len(line) - 1 <= P.MAX_LINE and line.count("\n") == 1
+    assert all(32 <= ord(c) <= 126 for c in line[:-1])
+    msg = P.decode(line)
+    assert (msg.kind, msg.seq) == (kind, seq)
+    assert msg.values == values
+
+
+@settings(max_examples=200, deadline=None)
+@given(commands)
+def test_commands_round_trip(case):
+    kind, seq, values = case
+    line = P.encode_command(kind, seq, *values)
+    msg = P.decode_command(line)
+    assert (msg.kind, msg.seq, msg.values) == (kind, seq, values)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.binary(max_size=260), st.text(max_size=260)), st.booleans())
+def test_decode_raises_only_protocol_error(line, commands):
+    try:
+        P.decode(line, commands)
+    except P.ProtocolError as e:
+        assert str(e)
+    P.request_id(line)  # never raises either
+
+
+@settings(max_examples=400, deadline=None)
+@given(messages, st.integers(min_value=0, max_value=300), st.integers(min_value=0, max_value=255))
+def test_any_corrupted_byte_is_caught(case, pos, byte):
+    kind, seq, values = case
+    line = P.encode(kind, seq, *values).encode()[:-1]
+    pos %= len(line)
+    if line[pos] == byte:
+        return
+    bad = line[:pos] + bytes([byte]) + line[pos + 1:]
+    try:
+        P.decode(bad)
+    except P.ProtocolError:
+        return
+    raise AssertionError("corruption not detected: %r" % bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=90), max_size=20), st.integers(min_value=4, max_value=64))
+def test_assembler_matches_a_reference_split(chunks, maxlen):
+    asm = P.LineAssembler(maxlen)
+    got = []
+    for c in chunks:
+        got += asm.lines_from(c)
+    data = b"".join(chunks)
+    pieces = data.split(b"\n")[:-1]  # the last piece has no newline yet
+    want = []
+    overlong = 0
+    for p in pieces:
+        if p.endswith(b"\r"):
+            p = p[:-1]
+        if len(p) > maxlen:
+            overlong += 1
+        elif p:
+            want.append(p)
+    # a line still being received may already have been counted as overlong
+    tail = data.split(b"\n")[-1]
+    assert got == want
+    tail_over = len(tail) > maxlen and not (len(tail) == maxlen + 1 and tail.endswith(b"\r"))
+    assert asm.overlong - (1 if tail_over else 0) == overlong
+    for line in got:
+        try:
+            P.decode_command(line)
+        except P.ProtocolError:
+            pass
+
+
+def test_assembler_reference_edge_cases():
+    for data in (b"a" * 8 + b"\r", b"a" * 9, b"a" * 8 + b"\r\n", b"a" * 8 + b"\rb\n"):
+        test_assembler_matches_a_reference_split.hypothesis.inner_test([data], 8)
+
+
+def test_docs_describe_every_message_command_field_and_setting():
+    import pathlib
+    import re
+
+    from vagal import settings as S
+
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    for table in (P.MESSAGES, P.COMMANDS):
+        for kind, fields in table:
+            assert "`%s`" % kind in doc, kind
+            for name, _ in fields:
+                assert "`%s`" % name in doc, (kind, name)
+    for key, _kind, _default, _allowed in S.SPECS:
+        assert "`%s`" % key in doc, key
+    # every example line in the doc is a valid line
+    examples = re.findall(r"^([a-z]+ \d+ .*\*[0-9A-F]{4})$", doc, re.M)
+    assert len(examples) >= 8
+    for line in examples:
+        P.decode_command(line) if line.split()[0] == "set" else P.decode(line)
+    assert "version %d" % P.PROTOCOL_VERSION in doc
