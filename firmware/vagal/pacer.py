@@ -85,7 +85,8 @@ class Pacer:
                  haptics=True, haptic_pct=40):
         self.rate_mbpm = RATE_DEFAULT
         self.target_mbpm = RATE_DEFAULT
-        self.split = 0
+        self.split = 0  # phase where inhale turns to exhale
+        self.next_split = 0
         self.set_rate(rate_mbpm, False)
         self.set_ratio(inhale_pct)
         self.brightness = 100
@@ -120,7 +121,10 @@ class Pacer:
         """Inhale share of each breath in percent (40 means inhale:exhale = 4:6)."""
         if type(inhale_pct) is not int or not INHALE_MIN <= inhale_pct <= INHALE_MAX:
             raise ValueError("inhale %r%% outside %d..%d" % (inhale_pct, INHALE_MIN, INHALE_MAX))
-        self.split = PHASE_ONE * inhale_pct // 100
+        # takes effect at the start of the next breath: moving the turn mid-breath would jump the light
+        self.next_split = PHASE_ONE * inhale_pct // 100
+        if self.split == 0:
+            self.split = self.next_split
 
     def set_brightness(self, pct):
         """Master brightness 0..100 %, applied on the perceptual scale before gamma."""
@@ -144,6 +148,7 @@ class Pacer:
         self.phase = 0
         self._frac = 0
         self.breaths = 0
+        self.split = self.next_split
         self._last_us = now_us
         self._cue = None
         self.motor = 0
@@ -245,6 +250,8 @@ class Pacer:
         old_breaths = self.breaths
         self._advance(dt)
         self._ramp(dt)
+        if self.breaths != old_breaths:
+            self.split = self.next_split
         if self.haptics:
             self._run_cue(dt)  # the running cue first, so a new cue starts from its beginning
             split = self.split

@@ -122,6 +122,30 @@ def test_rate_change_keeps_the_light_continuous():
         assert worst < 65535 * 3 // 100, (ramp, worst)
 
 
+def test_ratio_change_waits_for_the_next_breath():
+    p = Pacer(rate_mbpm=6000, inhale_pct=40, haptics=False)
+    t = 0
+    p.start(t)
+    for _ in range(50):  # 1 s into the 4 s inhale
+        t = ticks_add(t, 20000)
+        p.update(t)
+    led = p.led
+    p.set_ratio(20)  # the turn would now be at 2 s
+    p.update(t)
+    assert p.led == led and p.inhaling
+    for _ in range(100):  # 3 s: still the old 4 s inhale
+        t = ticks_add(t, 20000)
+        p.update(t)
+    assert p.inhaling
+    while p.breaths == 0:
+        t = ticks_add(t, 20000)
+        p.update(t)
+    for _ in range(105):  # 2.1 s into the new breath: exhaling already
+        t = ticks_add(t, 20000)
+        p.update(t)
+    assert not p.inhaling and p.split == PHASE_ONE * 20 // 100
+
+
 def test_rate_ramps_at_a_fixed_speed_and_arrives():
     p = Pacer(rate_mbpm=6000)
     t = 0
