@@ -37,7 +37,7 @@ test-cpython: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 test-unix: $(STAMP)
-	MICROPYPATH=$(MPY_PATH) $(MICROPYTHON) -X heapsize=96K tests/portable/run.py
+	MICROPYPATH=$(MPY_PATH) $(MICROPYTHON) -X heapsize=2M tests/portable/run.py
 
 test-wasm: setup
 	node $(WASM_DIR)/run.mjs

@@ -473,7 +473,7 @@ class BeatDetector:
                     self._small_blocks += 1
                 else:
                     self._small_blocks = 0
-                if rng > amp * 5:
+                if rng > amp * 3:
                     self._big_blocks += 1
                 else:
                     self._big_blocks = 0

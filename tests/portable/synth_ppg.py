@@ -1,0 +1,85 @@
+"""Synthetic finger PPG with known beat times, for the core's tests on every runtime.
+
+A beat is a systolic wave (asymmetric Gaussian: fast rise, slower fall) plus a dicrotic wave after
+it; heart rate varies with a breathing-like sine; optional ectopic (early, weak) beats, baseline
+wander and noise from a deterministic integer PRNG (identical on CPython and MicroPython).
+The true pulse-peak times are returned with the samples.
+"""
+
+import math
+from array import array
+
+
+class Rng:
+    """xorshift-style PRNG on 30-bit ints: the same sequence on every runtime."""
+
+    def __init__(self, seed):
+        self.s = (seed * 2654435 + 12345) & 0x3FFFFFFF or 1
+
+    def next(self):
+        s = self.s
+        s ^= (s << 7) & 0x3FFFFFFF
+        s ^= s >> 9
+        s ^= (s << 8) & 0x3FFFFFFF
+        self.s = s
+        return s
+
+    def uniform(self):
+        return self.next() / 1073741824.0
+
+    def gauss(self):
+        # sum of 4 uniforms, scaled to unit variance
+        return (self.uniform() + self.uniform() + self.uniform() + self.uniform() - 2.0) * 1.7320508
+
+
+def beat_times(duration_s, hr_bpm=70.0, rsa_bpm=4.0, breath_hz=0.1, ectopic_every=0, seed=1):
+    """True pulse-peak times (s) and a parallel list of ectopic flags."""
+    rng = Rng(seed)
+    t = 0.35 + 0.3 * rng.uniform()
+    times = []
+    ectopic = []
+    n = 0
+    while t < duration_s:
+        times.append(t)
+        n += 1
+        is_ect = ectopic_every and n % ectopic_every == 0
+        ectopic.append(bool(is_ect))
+        hr = hr_bpm + rsa_bpm * math.sin(2 * math.pi * breath_hz * t)
+        ibi = 60.0 / hr * (1.0 + 0.01 * rng.gauss())
+        if ectopic_every and (n + 1) % ectopic_every == 0:
+            ibi *= 0.65          # the next beat comes early...
+        elif is_ect:
+            ibi *= 1.35          # ...and the one after it late (compensatory pause)
+        t += ibi
+    return times, ectopic
+
+
+def ppg(fs, duration_s, hr_bpm=70.0, amp=8000, dicrotic=0.35, noise=60, wander=1500,
+        ectopic_every=0, seed=1, base=32768):
+    """Samples (ints, read_u16 scale) at fs Hz and the list of true peak times."""
+    times, ect = beat_times(duration_s, hr_bpm, ectopic_every=ectopic_every, seed=seed)
+    rng = Rng(seed + 101)
+    n = int(duration_s * fs)
+    out = array("H", bytes(2 * n))     # 2 bytes a sample: fits MicroPython's small test heap
+    k = 0
+    nb = len(times)
+    for i in range(n):
+        t = i / fs
+        while k + 1 < nb and times[k + 1] < t - 1.0:
+            k += 1
+        v = 0.0
+        j = k
+        while j < nb and times[j] < t + 0.4:
+            dt = t - times[j]
+            a = 0.45 if ect[j] else 1.0
+            if dt < 0:
+                v += a * math.exp(-(dt * dt) / (2 * 0.06 * 0.06))
+            else:
+                v += a * math.exp(-(dt * dt) / (2 * 0.12 * 0.12))
+            dd = dt - 0.32
+            v += a * dicrotic * math.exp(-(dd * dd) / (2 * 0.06 * 0.06))
+            j += 1
+        x = base + amp * v + wander * math.sin(2 * math.pi * 0.1 * t + 0.5) + noise * rng.gauss()
+        x = int(x)
+        out[i] = 0 if x < 0 else 65535 if x > 65535 else x
+    return out, times
