@@ -9,18 +9,31 @@ TICKS_PERIOD = 1 << 30
 TICKS_MAX = TICKS_PERIOD - 1
 _HALF = TICKS_PERIOD >> 1
 
+
+def _py_ticks_diff(a, b):
+    """Signed difference a - b of two tick values, in [-2**29, 2**29)."""
+    return ((a - b + _HALF) & TICKS_MAX) - _HALF
+
+
+def _py_ticks_add(t, delta):
+    """t + delta, wrapped into the tick range; |delta| must be under half a period, as in C."""
+    if delta >= _HALF or delta < -_HALF:
+        raise OverflowError("ticks interval overflow")
+    return (t + delta) & TICKS_MAX
+
+
+ticks_diff = _py_ticks_diff
+ticks_add = _py_ticks_add
 try:
-    from time import ticks_add, ticks_diff  # MicroPython
-except ImportError:  # CPython
+    # MicroPython's C versions allocate nothing; use them where they wrap at 2**30 like the RP2040's
+    # (the 64-bit unix port wraps at 2**62, so there the exact Python versions stand in).
+    import time as _time
 
-    def ticks_diff(a, b):
-        """Signed difference a - b of two tick values, in (-2**29, 2**29]."""
-        return ((a - b + _HALF) & TICKS_MAX) - _HALF
-
-    def ticks_add(t, delta):
-        """t + delta, wrapped into the tick range."""
-        return (t + delta) & TICKS_MAX
-
+    if _time.ticks_add(TICKS_MAX, 1) == 0:
+        ticks_diff = _time.ticks_diff
+        ticks_add = _time.ticks_add
+except AttributeError:  # CPython: no ticks in time
+    pass
 
 class TickClock:
     """A tick counter advanced by a fixed rational period, exact forever.
