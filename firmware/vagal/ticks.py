@@ -17,7 +17,7 @@ def _py_ticks_diff(a, b):
 
 def _py_ticks_add(t, delta):
     """t + delta, wrapped into the tick range; |delta| must be under half a period, as in C."""
-    if delta >= _HALF or delta < -_HALF:
+    if delta >= _HALF or delta <= -_HALF:
         raise OverflowError("ticks interval overflow")
     return (t + delta) & TICKS_MAX
 
