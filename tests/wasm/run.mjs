@@ -5,7 +5,8 @@
 //       the portable tests (tests/portable/run.py); DIR defaults to tests/portable
 //   node tests/wasm/run.mjs --exec SCRIPT.py [--file MEMFS=HOST ...] [--out MEMFS=HOST ...] [-- ARGS...]
 //       one script as __main__ with the firmware importable; --file copies a host file in before
-//       the run, --out copies a MEMFS file out after a successful run (written atomically)
+//       the run, --out copies a MEMFS file out after a successful run (written atomically; its
+//       MEMFS directory is made beforehand); ARGS become sys.argv[1:]
 //
 // The port has no host filesystem: firmware/vagal/ is copied into MEMFS /lib/vagal/ and
 // tests/portable/ into /tests/. The package's own CLI exits 0 on a Python exception; this one
@@ -171,6 +172,7 @@ async function runScript(opts) {
     mp.FS.mkdirTree(path.posix.dirname(f.memfs));
     mp.FS.writeFile(f.memfs, fs.readFileSync(f.host));
   }
+  for (const o of opts.outs) mp.FS.mkdirTree(path.posix.dirname(o.memfs)); // the script only writes the file
   // SystemExit is caught in Python so that sys.exit(n) becomes exit status n.
   mp.runPython(
     "import sys\n" +
