@@ -1,0 +1,381 @@
+"""Session files: everything a board sent during one `vagal stream`, written as it arrives.
+
+Why this format: a session must survive a crash (so it is appended and flushed, never rewritten),
+keep every line exactly as the board sent it (so later tools can re-decode it with a newer
+protocol module), and stay a plain text file a person can read with `less`.
+
+    # vagal session 1                       header: "# key value" lines, first line fixed
+    # started 2025-01-31T08:15:02+01:00
+    # port /dev/ttyACM0
+    # tool vagal 0.1.0
+    0.000<TAB>#connected /dev/ttyACM0        host events: '#' + name + detail
+    0.012<TAB>hello 0 0.1.0 1 250 pico*1A2B  a received line, verbatim
+    0.051<TAB>#line 6265617401ff0a           a received line that is not printable ASCII (hex)
+    3.400<TAB>#cut 62656174203132            bytes left unterminated when the link dropped (hex)
+
+The first field is host seconds since the session started (monotonic clock, ms resolution). A line's
+trailing "\\r" (USB CDC sends "\\r\\n") is not kept. Host events: connected, reconnected,
+disconnected, overlong (a line longer than the host accepts, dropped), counts, end.
+read_session() parses it all back through vagal.protocol into typed records.
+"""
+
+import collections
+import datetime
+import os
+import time
+
+from vagal import protocol
+
+from vagal_host.errors import VagalError
+
+FORMAT_VERSION = 1
+MAGIC = "# vagal session"
+FLUSH_S = 0.5  # flushed (and fsynced) at least this often, so a crash loses under a second
+EVENTS = ("connected", "reconnected", "disconnected", "overlong", "counts", "end", "note")
+_HEX_RECORDS = ("line", "cut")
+
+
+def _camel(kind):
+    return "".join(p.capitalize() for p in kind.split("_"))
+
+
+def _record_types():
+    """One namedtuple per device message kind, fields from protocol.MESSAGES (never restated here)."""
+    types = {}
+    for kind, fields in protocol.MESSAGES:
+        name = "SessionState" if kind == "session" else _camel(kind)
+        types[kind] = collections.namedtuple(name, ("host_t", "seq") + tuple(f for f, _ in fields))
+    return types
+
+
+RECORD_TYPES = _record_types()
+Hello = RECORD_TYPES["hello"]
+Beat = RECORD_TYPES["beat"]
+Quality = RECORD_TYPES["quality"]
+Pacer = RECORD_TYPES["pacer"]
+Hrv = RECORD_TYPES["hrv"]
+SessionState = RECORD_TYPES["session"]
+Setting = RECORD_TYPES["setting"]
+Raw = RECORD_TYPES["raw"]
+Stats = RECORD_TYPES["stats"]
+Log = RECORD_TYPES["log"]
+Ok = RECORD_TYPES["ok"]
+Err = RECORD_TYPES["err"]
+
+Event = collections.namedtuple("Event", "host_t name detail")
+Received = collections.namedtuple("Received", "host_t line msg error")  # line: bytes; msg or error
+
+
+def typed(host_t, msg):
+    """The typed record (Beat, Pacer, ...) of a decoded protocol Message."""
+    return RECORD_TYPES[msg.kind](host_t, msg.seq, *msg.values)
+
+
+class LinkCounter:
+    """Lost/corrupt/partial line counts across reconnections (one LinkStats per connection).
+
+    Shared by the live stream and the session reader so both count the same way. A line cut by
+    (re)connecting - the first line of a connection when it does not decode, or the unterminated
+    tail when the link drops - is `partial`, not corrupt: it was broken by the plug, not the link.
+    A gap in sequence numbers across a reconnection is not counted as lost, nor is the slot of a line
+    that arrived corrupt (it is counted once, as corrupt).
+    """
+
+    def __init__(self):
+        self.received = 0
+        self.lost = 0
+        self.corrupt = 0
+        self.partial = 0
+        self.last_error = ""
+        self._link = None
+        self._first = True
+
+    def connected(self):
+        self._fold()
+        self._link = protocol.LinkStats()
+        self._first = True
+        self._bad_run = 0
+
+    def _fold(self):
+        if self._link is not None:
+            self.received += self._link.received
+            self.lost += self._link.lost
+            self.corrupt += self._link.corrupt
+            self._link = None
+
+    def accept(self, line):
+        """(Message or None, error text) for one received line; counts it."""
+        if self._link is None:
+            self.connected()
+        link = self._link
+        lost_before = link.lost
+        msg = link.accept(line)
+        first = self._first
+        self._first = False
+        if msg is not None:
+            # corrupt lines since the last good one filled slots of the sequence gap: not lost
+            gap = link.lost - lost_before
+            filled = min(gap, self._bad_run)
+            link.lost -= filled
+            self._bad_run = 0
+            return msg, ""
+        err = link.last_error
+        self.last_error = err
+        if first:
+            link.corrupt -= 1
+            self.partial += 1
+            return None, "partial first line: " + err
+        self._bad_run += 1
+        return None, err
+
+    def cut(self):
+        self.partial += 1
+
+    def overlong(self):
+        self.corrupt += 1
+        self.last_error = "overlong line dropped"
+
+    def totals(self):
+        """(received, lost, corrupt, partial) including the current connection."""
+        link = self._link
+        r, lo, c = self.received, self.lost, self.corrupt
+        if link is not None:
+            r += link.received
+            lo += link.lost
+            c += link.corrupt
+        return r, lo, c, self.partial
+
+
+def mean_hr_bpm(ibis_us):
+    """Mean heart rate (beats / time) over plausible intervals (300..2000 ms); None without any."""
+    ibis = [i for i in ibis_us if 300000 <= i <= 2000000]
+    if not ibis:
+        return None
+    return 60e6 * len(ibis) / sum(ibis)
+
+
+def _printable_line(line):
+    if not line or line[:1] == b"#":
+        return False
+    for b in line:
+        if b < 32 or b > 126:
+            return False
+    return True
+
+
+def default_path(directory="sessions"):
+    """sessions/<YYYYmmdd-HHMMSS>.vagal, with -2, -3 ... if that name is taken."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = os.path.join(directory, stamp + ".vagal")
+    n = 2
+    while os.path.exists(path):
+        path = os.path.join(directory, "%s-%d.vagal" % (stamp, n))
+        n += 1
+    return path
+
+
+class SessionWriter:
+    """Appends a session as it happens; flush() at least every FLUSH_S (tick() does it when due)."""
+
+    def __init__(self, path, port, tool_version, overwrite=False, extra=None, clock=time.monotonic):
+        self.path = path
+        self.clock = clock
+        self.t0 = clock()
+        self.counter = LinkCounter()
+        parent = os.path.dirname(path)
+        try:
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            self.f = open(path, "wb" if overwrite else "xb")
+        except FileExistsError:
+            raise VagalError("session file %s already exists (choose another --session, or --overwrite)"
+                             % path) from None
+        except OSError as e:
+            raise VagalError("cannot create session file %s: %s" % (path, e.strerror or e)) from None
+        self._last_flush = self.t0
+        self._dirty = False
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        header = [("started", started), ("port", port), ("tool", "vagal " + tool_version)]
+        for k, v in (extra or {}).items():
+            header.append((k, v))
+        out = ["%s %d\n" % (MAGIC, FORMAT_VERSION)]
+        for k, v in header:
+            out.append("# %s %s\n" % (k, protocol.sanitize(v)))
+        self.f.write("".join(out).encode())
+        self.flush()
+
+    def now(self):
+        return self.clock() - self.t0
+
+    def _write(self, t, text):
+        self.f.write(("%.3f\t%s\n" % (t, text)).encode())
+        self._dirty = True
+
+    def received(self, line, t=None):
+        """Record one line as received (bytes, no newline) and count it; -> (Message|None, error)."""
+        t = self.now() if t is None else t
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        if _printable_line(line):
+            self._write(t, line.decode())
+        else:
+            self._write(t, "#line " + line.hex())
+        return self.counter.accept(line)
+
+    def cut(self, fragment, t=None):
+        """Record the unterminated bytes left when the link dropped."""
+        self._write(self.now() if t is None else t, "#cut " + bytes(fragment).hex())
+        self.counter.cut()
+
+    def overlong(self, nbytes, t=None):
+        self.event("overlong", str(nbytes), t)
+        self.counter.overlong()
+
+    def event(self, name, detail="", t=None):
+        if name not in EVENTS:
+            raise ValueError("unknown session event %r" % name)
+        if name == "connected" or name == "reconnected":
+            self.counter.connected()
+        text = "#" + name + (" " + protocol.sanitize(detail) if detail else "")
+        self._write(self.now() if t is None else t, text)
+        if name != "counts":
+            self.flush()
+
+    def counts(self, t=None):
+        r, lo, c, p = self.counter.totals()
+        self.event("counts", "received=%d lost=%d corrupt=%d partial=%d" % (r, lo, c, p), t)
+
+    def tick(self):
+        """Flush if anything is waiting and FLUSH_S has passed; call it from the read loop."""
+        if self._dirty and self.clock() - self._last_flush >= FLUSH_S:
+            self.flush()
+
+    def flush(self):
+        self.f.flush()
+        try:
+            os.fsync(self.f.fileno())
+        except OSError:
+            pass
+        self._last_flush = self.clock()
+        self._dirty = False
+
+    def close(self):
+        if self.f.closed:
+            return
+        self.counts()
+        self.event("end", "duration=%.3f" % self.now())
+        self.flush()
+        self.f.close()
+
+
+class Session:
+    """A session read back: header, received lines, host events, typed records and link counts."""
+
+    def __init__(self, path):
+        self.path = path
+        self.header = {}
+        self.lines = []  # Received, in order
+        self.events = []  # Event, in order
+        self.records = []  # typed records of every decoded line, in order
+        self.received = self.lost = self.corrupt = self.partial = 0
+        self.truncated = False  # the last line had no newline (writer killed mid-line) and was skipped
+        self.duration = 0.0
+
+    def of_kind(self, kind):
+        if kind not in RECORD_TYPES:
+            raise ValueError("unknown message kind %r" % kind)
+        t = RECORD_TYPES[kind]
+        return [r for r in self.records if type(r) is t]
+
+    beats = property(lambda self: self.of_kind("beat"))
+    quality = property(lambda self: self.of_kind("quality"))
+    pacer = property(lambda self: self.of_kind("pacer"))
+    hrv = property(lambda self: self.of_kind("hrv"))
+    raw = property(lambda self: self.of_kind("raw"))
+    logs = property(lambda self: self.of_kind("log"))
+    stats = property(lambda self: self.of_kind("stats"))
+    hello = property(lambda self: self.of_kind("hello"))
+
+    def mean_hr_bpm(self):
+        return mean_hr_bpm(b.ibi_us for b in self.beats)
+
+
+def read_session(path):
+    """Parse a session file; VagalError naming file and line if it is not a valid session file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise VagalError("cannot read session file %s: %s" % (path, e.strerror or e)) from None
+    s = Session(path)
+    chunks = data.split(b"\n")
+    if chunks[-1]:
+        s.truncated = True  # a line without its newline: the writer stopped mid-line
+    chunks = chunks[:-1]
+
+    def bad(lineno, why):
+        return VagalError("%s line %d: %s" % (path, lineno, why))
+
+    if not chunks or not chunks[0].startswith(MAGIC.encode()):
+        raise VagalError("%s is not a vagal session file (line 1 should start %r)" % (path, MAGIC))
+    counter = LinkCounter()
+    last_t = 0.0
+    in_header = True
+    for i, raw in enumerate(chunks):
+        lineno = i + 1
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise bad(lineno, "not ASCII text") from None
+        if in_header and text.startswith("#"):
+            if lineno == 1:
+                version = text[len(MAGIC):].strip()
+                if version != str(FORMAT_VERSION):
+                    raise bad(lineno, "session format %r, this tool reads %d" % (version, FORMAT_VERSION))
+                s.header["format"] = version
+                continue
+            if not text.startswith("# "):
+                raise bad(lineno, "bad header line %r" % text[:40])
+            key, _, value = text[2:].partition(" ")
+            s.header[key] = value
+            continue
+        in_header = False
+        t_text, tab, rest = text.partition("\t")
+        if not tab:
+            raise bad(lineno, "no tab after the time field")
+        try:
+            t = float(t_text)
+        except ValueError:
+            raise bad(lineno, "bad time %r" % t_text[:20]) from None
+        if not t >= last_t - 1e-9 or t != t or t == float("inf"):
+            raise bad(lineno, "time %s goes backwards or is not finite" % t_text[:20])
+        last_t = t
+        if rest.startswith("#"):
+            name, _, detail = rest[1:].partition(" ")
+            if name in _HEX_RECORDS:
+                try:
+                    line = bytes.fromhex(detail)
+                except ValueError:
+                    raise bad(lineno, "bad hex in #%s record" % name) from None
+                if name == "cut":
+                    counter.cut()
+                    s.lines.append(Received(t, line, None, "cut by disconnect"))
+                    continue
+            elif name in EVENTS:
+                s.events.append(Event(t, name, detail))
+                if name in ("connected", "reconnected"):
+                    counter.connected()
+                elif name == "overlong":
+                    counter.overlong()
+                continue
+            else:
+                raise bad(lineno, "unknown host event %r" % name[:20])
+        else:
+            line = rest.encode()
+        msg, err = counter.accept(line)
+        s.lines.append(Received(t, line, msg, err))
+        if msg is not None:
+            s.records.append(typed(t, msg))
+    s.duration = last_t
+    s.received, s.lost, s.corrupt, s.partial = counter.totals()
+    return s

@@ -1,0 +1,485 @@
+"""`vagal stream`: read a board's serial lines, record them to a session file, show them live.
+
+The reader never trusts the link: every line is checked (checksum, sequence) by vagal.protocol,
+lost and corrupt lines are counted, and an unplugged board is waited for and picked up again into
+the same session file, because a person moving a USB cable must not end their session.
+"""
+
+import collections
+import math
+import os
+import sys
+import time
+
+import serial
+import serial.tools.list_ports
+
+import vagal
+from vagal import protocol
+from vagal.pacer import PHASE_ONE
+
+from vagal_host.errors import VagalError
+from vagal_host.session import SessionWriter, default_path, mean_hr_bpm
+
+PICO_VID = 0x2E8A
+BAUD = 115200  # ignored by USB CDC and ptys, but pyserial needs one
+READ_TIMEOUT_S = 0.1
+RETRY_S = 0.5  # reopen / re-detect interval after a disconnect
+HOST_MAX_LINE = 4096  # longer lines are dropped (counted); the protocol's own limit is MAX_LINE
+VIEW_HZ = 10
+STATUS_S = 5.0
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def find_picos():
+    """Serial ports whose USB vendor id is Raspberry Pi's (2E8A), sorted by device path."""
+    return sorted((p for p in serial.tools.list_ports.comports() if p.vid == PICO_VID),
+                  key=lambda p: p.device)
+
+
+def _describe(p):
+    extra = " ".join(x for x in (p.serial_number and "serial " + p.serial_number, p.description)
+                     if x and x != "n/a")
+    return "%s (%s)" % (p.device, extra) if extra else p.device
+
+
+def resolve_port(spec):
+    """The device path for --port: 'auto' finds exactly one Pico, anything else is a path."""
+    if spec in (None, "", "auto"):
+        found = find_picos()
+        if not found:
+            raise VagalError("no Pico found (no serial port with USB id 2E8A); plug one in, pass "
+                             "--port PATH, or run `vagal demo` for a virtual board")
+        if len(found) > 1:
+            raise VagalError("%d Picos found: %s; choose one with --port"
+                             % (len(found), ", ".join(_describe(p) for p in found)))
+        return found[0].device
+    if not os.path.exists(spec):
+        raise VagalError("serial port %s does not exist" % spec)
+    return spec
+
+
+def open_port(path):
+    """pyserial port with a short read timeout (so the loop stays responsive)."""
+    return serial.Serial(path, BAUD, timeout=READ_TIMEOUT_S, write_timeout=0.5, exclusive=True)
+
+
+class LineSplitter:
+    """Bytes in, lines out (without "\\n"); lines over maxlen come out as their length (an int)."""
+
+    def __init__(self, maxlen=HOST_MAX_LINE):
+        self.maxlen = maxlen
+        self.buf = bytearray()
+        self.discarded = 0  # bytes of the current overlong line thrown away so far
+
+    def feed(self, data):
+        out = []
+        self.buf += data
+        while True:
+            i = self.buf.find(b"\n")
+            if i < 0:
+                break
+            line = bytes(self.buf[:i])
+            del self.buf[:i + 1]
+            if self.discarded:
+                out.append(self.discarded + len(line))
+                self.discarded = 0
+            elif len(line) > self.maxlen:
+                out.append(len(line))
+            elif line and line != b"\r":
+                out.append(line)
+        if len(self.buf) > self.maxlen:
+            self.discarded += len(self.buf)
+            self.buf.clear()
+        return out
+
+    def take_pending(self):
+        """The unterminated line so far (cut by a disconnect) as bytes, or its length if overlong."""
+        tail = bytes(self.buf)
+        self.buf.clear()
+        discarded, self.discarded = self.discarded, 0
+        return discarded + len(tail) if discarded else tail
+
+
+class Recorder:
+    """Received bytes -> lines -> session file, link counts and live state (no serial port here)."""
+
+    def __init__(self, writer, state):
+        self.writer = writer
+        self.state = state
+        self.splitter = LineSplitter()
+
+    def feed(self, data):
+        for item in self.splitter.feed(data):
+            if isinstance(item, int):
+                self.writer.overlong(item)
+                continue
+            msg, _err = self.writer.received(item)
+            if msg is not None:
+                self.state.update(msg)
+
+    def cut(self):
+        """The link dropped: record whatever unterminated bytes are pending."""
+        tail = self.splitter.take_pending()
+        if isinstance(tail, int):
+            self.writer.overlong(tail)
+        elif tail:
+            self.writer.cut(tail)
+
+
+class LiveState:
+    """What the view and the summary show, updated from decoded messages."""
+
+    def __init__(self, speed=1.0, clock=time.monotonic):
+        self.speed = speed
+        self.clock = clock
+        self.port = ""
+        self.connected = False
+        self.status = "starting"
+        self.reconnections = 0
+        self.firmware = ""
+        self.fs = 0
+        self.hr_x10 = 0
+        self.rmssd_us = 0
+        self.quality = "-"
+        self.rate_mbpm = 0
+        self.phase = 0
+        self.inhaling = True
+        self.pacer_t_ms = 0
+        self.inhale_frac = 0.4  # learnt from the phase at the in -> out turn
+        self.board_ms = 0
+        self.board_ms_host = None  # host clock when board_ms was seen
+        self.session_state = ""
+        self.beats = collections.deque(maxlen=8)  # (t_ms, ibi_us, conf)
+        self.hr_trend = collections.deque(maxlen=48)  # bpm per beat
+        self.logs = collections.deque(maxlen=3)
+        self.beat_count = 0
+        self.ibis = []
+
+    def update(self, msg):
+        k = msg.kind
+        if len(msg.names) and msg.names[0] == "t_ms":
+            self.board_ms = msg.values[0]
+            self.board_ms_host = self.clock()
+        if k == "beat":
+            self.beat_count += 1
+            ibi = msg["ibi_us"]
+            self.beats.append((msg["t_ms"], ibi, msg["conf"]))
+            if ibi > 0:
+                self.ibis.append(ibi)
+                self.hr_trend.append(60e6 / ibi)
+        elif k == "hrv":
+            self.hr_x10 = msg["hr_x10"]
+            self.rmssd_us = msg["rmssd_us"]
+        elif k == "quality":
+            self.quality = msg["state"]
+        elif k == "pacer":
+            inhaling = msg["dir"] == "in"
+            if self.inhaling and not inhaling and 0 < msg["phase"] < PHASE_ONE:
+                self.inhale_frac = msg["phase"] / PHASE_ONE
+            self.inhaling = inhaling
+            self.rate_mbpm = msg["rate_mbpm"]
+            self.phase = msg["phase"]
+            self.pacer_t_ms = msg["t_ms"]
+        elif k == "hello":
+            self.firmware = msg["fw"]
+            self.fs = msg["fs"]
+        elif k == "session":
+            self.session_state = msg["state"]
+        elif k in ("log", "err"):
+            level = msg["level"] if k == "log" else "error"
+            text = msg["text"] if k == "log" else msg["reason"]
+            self.logs.append("%s: %s" % (level, text))
+
+    def board_now_ms(self):
+        """Board session time now, extrapolated from the last message at the expected speed."""
+        if self.board_ms_host is None:
+            return 0
+        return self.board_ms + (self.clock() - self.board_ms_host) * 1000 * self.speed
+
+    def breath(self):
+        """(fill 0..1, inhaling) of the pacer now, extrapolated from its last message."""
+        if not self.rate_mbpm:
+            return 0.0, True
+        dt_ms = max(0.0, self.board_now_ms() - self.pacer_t_ms)
+        ph = (self.phase / PHASE_ONE + dt_ms * self.rate_mbpm / 60e6) % 1.0
+        split = min(max(self.inhale_frac, 0.05), 0.95)
+        if ph < split:
+            x = ph / split
+            return 0.5 - 0.5 * math.cos(math.pi * x), True
+        x = (ph - split) / (1 - split)
+        return 0.5 + 0.5 * math.cos(math.pi * x), False
+
+    def mean_hr(self):
+        return mean_hr_bpm(self.ibis)
+
+
+def _clock_text(s):
+    s = int(s)
+    return "%d:%02d:%02d" % (s // 3600, s // 60 % 60, s % 60)
+
+
+def _sparkline(values, lo=None, hi=None):
+    if not values:
+        return ""
+    lo = min(values) if lo is None else lo
+    hi = max(values) if hi is None else hi
+    span = max(hi - lo, 1e-9)
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * len(SPARK)))] for v in values)
+
+
+_QUALITY_STYLE = {"ok": "bold green", "no_contact": "yellow", "-": "dim"}
+
+
+def render(state, counts, session_s, session_path, width=40):
+    """The live view as a rich renderable (a pure function of the state, so tests can render it)."""
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    received, lost, corrupt, partial = counts
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan", no_wrap=True)
+    grid.add_column()
+    if state.hr_x10:
+        hr = Text("%.1f bpm" % (state.hr_x10 / 10), style="bold")
+        hr.append("   RMSSD %d ms" % round(state.rmssd_us / 1000), style="dim")
+    elif state.beats and state.beats[-1][1] > 0:
+        hr = Text("%.0f bpm (settling)" % (60e6 / state.beats[-1][1]))
+    else:
+        hr = Text("--", style="dim")
+    grid.add_row("Heart rate", hr)
+    grid.add_row("Signal", Text(state.quality, style=_QUALITY_STYLE.get(state.quality, "bold red")))
+    fill, inhaling = state.breath()
+    n = int(round(fill * width))
+    bar = Text("█" * n, style="bold blue" if inhaling else "blue")
+    bar.append("░" * (width - n), style="dim")
+    if state.rate_mbpm:
+        bar.append("  %.1f /min" % (state.rate_mbpm / 1000), style="dim")
+        label = "Breathe in" if inhaling else "Breathe out"
+    else:
+        label = "Pacer"
+        bar = Text("(no pacer yet)", style="dim")
+    grid.add_row(label, bar)
+    grid.add_row("HR trend", Text(_sparkline(list(state.hr_trend)), style="magenta"))
+    beats = Text()
+    for t_ms, ibi, conf in reversed(state.beats):
+        if beats:
+            beats.append("\n")
+        beats.append("%9.1f s" % (t_ms / 1000), style="dim")
+        if ibi > 0:
+            beats.append("  %4d ms  %5.1f bpm" % (ibi // 1000, 60e6 / ibi))
+        else:
+            beats.append("  first beat       ")
+        beats.append("  conf %3d" % conf, style="dim")
+    grid.add_row("Beats (%d)" % state.beat_count, beats if beats else Text("--", style="dim"))
+    link = Text("%d lines  lost " % received)
+    link.append(str(lost), style="bold red" if lost else "green")
+    link.append("  corrupt ")
+    link.append(str(corrupt), style="bold red" if corrupt else "green")
+    if partial:
+        link.append("  partial %d" % partial, style="yellow")
+    if state.reconnections:
+        link.append("  reconnected %dx" % state.reconnections, style="yellow")
+    grid.add_row("Link", link)
+    grid.add_row("Session", Text("%s   board %s   -> %s" % (
+        _clock_text(session_s), _clock_text(state.board_ms / 1000), session_path)))
+    if state.logs:
+        grid.add_row("Log", Text("\n".join(state.logs), style="dim"))
+    status = "[green]connected[/]" if state.connected else "[bold red]%s[/]" % state.status
+    title = "vagal stream  %s  %s" % (state.port, status)
+    if state.firmware:
+        title += "  fw %s %d Hz" % (state.firmware, state.fs)
+    return Panel(grid, title=title, title_align="left", subtitle="Ctrl-C to stop", subtitle_align="right")
+
+
+def status_line(state, counts, session_s):
+    """The headless mode's periodic one-line status."""
+    received, lost, corrupt, partial = counts
+    hr = "%.1f" % (state.hr_x10 / 10) if state.hr_x10 else "--"
+    pacer = "%.1f/min %s" % (state.rate_mbpm / 1000, "in" if state.inhaling else "out") \
+        if state.rate_mbpm else "--"
+    conn = "connected" if state.connected else state.status
+    return ("[%8.1f s] %s  board %.1f s  HR %s  quality %s  beats %d  pacer %s  lines %d  lost %d  "
+            "corrupt %d" % (session_s, conn, state.board_ms / 1000, hr, state.quality, state.beat_count,
+                            pacer, received, lost, corrupt))
+
+
+class Streamer:
+    """One streaming session: a port (path or auto), a session file, a live state, an optional view."""
+
+    def __init__(self, port="auto", session_path=None, overwrite=False, speed=1.0, header=None,
+                 clock=time.monotonic, err=None):
+        self.spec = port
+        self.auto = port in (None, "", "auto")
+        self.clock = clock
+        self.err = err if err is not None else sys.stderr
+        self.path = resolve_port(port)
+        self.session_path = session_path or default_path()
+        self.state = LiveState(speed, clock)
+        self.ser = None
+        try:
+            self.ser = open_port(self.path)
+        except (serial.SerialException, OSError) as e:
+            raise VagalError("cannot open %s: %s" % (self.path, e)) from None
+        extra = {"speed": str(speed)} if speed != 1.0 else {}
+        extra.update(header or {})
+        try:
+            self.writer = SessionWriter(self.session_path, self.path, vagal.VERSION, overwrite, extra,
+                                        clock=clock)
+        except BaseException:
+            self.ser.close()
+            raise
+        self.recorder = Recorder(self.writer, self.state)
+        self.state.port = self.path
+        self._connected("connected")
+        self._next_retry = 0.0
+        self.closed = False
+
+    # ------------------------------------------------------------------ connection
+    def _connected(self, event):
+        self.state.connected = True
+        self.state.status = "connected"
+        self.state.port = self.path
+        self.writer.event(event, self.path)
+        if event == "reconnected":
+            self.state.reconnections += 1
+        self.notice("%s %s" % (event, self.path))
+        try:  # ask for the hello line (firmware version, sample rate); harmless if nobody answers
+            self.ser.write(protocol.encode_command("hello", 0).encode())
+        except (serial.SerialException, OSError):
+            pass
+
+    def _disconnected(self, why):
+        self.recorder.cut()
+        self.writer.event("disconnected", why)
+        self.writer.counts()
+        try:
+            self.ser.close()
+        except (serial.SerialException, OSError):
+            pass
+        self.ser = None
+        self.state.connected = False
+        self.state.status = "disconnected, waiting for the board"
+        self.notice("disconnected (%s); retrying every %.1f s" % (why, RETRY_S))
+        self._next_retry = self.clock() + RETRY_S
+
+    def _try_reconnect(self):
+        self._next_retry = self.clock() + RETRY_S
+        if self.auto:
+            found = find_picos()
+            if len(found) != 1:
+                return False
+            path = found[0].device
+        else:
+            path = self.path
+            if not os.path.exists(path):
+                return False
+        try:
+            self.ser = open_port(path)
+        except (serial.SerialException, OSError):
+            self.ser = None
+            return False
+        self.path = path
+        self._connected("reconnected")
+        return True
+
+    def notice(self, text):
+        """Hook for connection news (the headless mode prints it; the live view shows the state)."""
+
+    # ------------------------------------------------------------------ data
+    def poll(self):
+        """One step: read what is there (up to READ_TIMEOUT_S), or retry the connection when due."""
+        if self.ser is None:
+            now = self.clock()
+            if now < self._next_retry:
+                time.sleep(min(READ_TIMEOUT_S, self._next_retry - now))
+            else:
+                self._try_reconnect()
+        else:
+            try:
+                data = self.ser.read(self.ser.in_waiting or 1)
+            except (serial.SerialException, OSError) as e:
+                self._disconnected(str(e) or type(e).__name__)
+                data = b""
+            if data:
+                self.recorder.feed(data)
+        self.writer.tick()
+
+    def counts(self):
+        return self.writer.counter.totals()
+
+    def elapsed(self):
+        return self.writer.now()
+
+    def run(self, duration=None, stop=None, view=None, status_every=None):
+        """Poll until duration (host s), stop(self) is true, or Ctrl-C; then close. -> True if Ctrl-C.
+
+        view: "live" for the rich Live display, "headless" for a status line on stderr every
+        status_every seconds, None for nothing.
+        """
+        interrupted = False
+        live = None
+        if view == "live":
+            from rich.live import Live
+            live = Live(self.renderable(), auto_refresh=False, transient=False, redirect_stderr=False)
+            live.start()
+        elif view == "headless":
+            self.notice = lambda text: print("[%8.1f s] %s" % (self.elapsed(), text), file=self.err,
+                                             flush=True)
+        next_view = 0.0
+        next_status = self.clock() + (status_every or STATUS_S)
+        try:
+            while True:
+                if duration is not None and self.elapsed() >= duration:
+                    break
+                if stop is not None and stop(self):
+                    break
+                self.poll()
+                now = self.clock()
+                if live is not None and now >= next_view:
+                    live.update(self.renderable(), refresh=True)
+                    next_view = now + 1.0 / VIEW_HZ
+                if view == "headless" and now >= next_status:
+                    print(status_line(self.state, self.counts(), self.elapsed()), file=self.err, flush=True)
+                    next_status = now + (status_every or STATUS_S)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if live is not None:
+                live.update(self.renderable(), refresh=True)
+                live.stop()
+            self.close()
+        return interrupted
+
+    def renderable(self):
+        return render(self.state, self.counts(), self.elapsed(), self.session_path)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        if self.ser is not None:
+            self.recorder.cut()
+            try:
+                self.ser.close()
+            except (serial.SerialException, OSError):
+                pass
+            self.ser = None
+        self.writer.close()
+
+    def summary(self):
+        """A short end-of-session report (several lines)."""
+        received, lost, corrupt, partial = self.counts()
+        st = self.state
+        hr = st.mean_hr()
+        lines = [
+            "session: %.1f s (board %.1f s), %d beats, mean HR %s" % (
+                self.elapsed(), st.board_ms / 1000, st.beat_count, "%.1f bpm" % hr if hr else "--"),
+            "link: %d lines, %d lost, %d corrupt%s%s" % (
+                received, lost, corrupt, ", %d partial" % partial if partial else "",
+                ", %d reconnection%s" % (st.reconnections, "" if st.reconnections == 1 else "s")
+                if st.reconnections else ""),
+            "session file: %s" % self.session_path,
+        ]
+        return "\n".join(lines)

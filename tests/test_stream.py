@@ -1,0 +1,316 @@
+"""vagal stream against real pseudo-terminals whose writer is a child process, like a board on USB."""
+
+import io
+import os
+import pty
+import signal
+import time
+import tty
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from vagal import protocol
+from vagal_host import stream as stream_mod
+from vagal_host.errors import VagalError
+from vagal_host.session import SessionWriter, read_session
+from vagal_host.stream import LineSplitter, LiveState, Recorder, Streamer, render, resolve_port
+
+
+HOST_HELLO = object()
+
+
+class PtyWriter:
+    """A child process owning a pty master: writes chunks, then exits. A chunk is bytes to write, a
+    float to sleep, or HOST_HELLO to wait for the host's hello command (pyserial flushes the input
+    when it opens a port, so a writer that starts before the host opens would lose its first lines).
+
+    The slave is reachable through the symlink `link`, re-pointed for each new writer, as
+    /dev/serial/by-id/... is for a real board that is unplugged and plugged in again.
+    """
+
+    def __init__(self, link, chunks, linger=False):
+        master, slave = pty.openpty()
+        tty.setraw(slave)  # no echo or CR/NL mapping: bytes pass exactly
+        tmp = link + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, link)
+        self.slave = slave  # kept open so the pty exists until the reader has opened it
+        pid = os.fork()
+        if pid == 0:  # child: write, then exit (closing the master = unplugging the board)
+            try:
+                os.close(slave)
+                for c in chunks:
+                    if c is HOST_HELLO:  # like the firmware: answer once the host has asked
+                        got = b""
+                        while b"hello" not in got:
+                            got += os.read(master, 100)
+                    elif isinstance(c, float):
+                        time.sleep(c)
+                    else:
+                        os.write(master, c)
+                while linger:
+                    time.sleep(0.05)
+            finally:
+                os._exit(0)
+        os.close(master)
+        self.pid = pid
+
+    def wait(self):
+        os.waitpid(self.pid, 0)
+        os.close(self.slave)
+
+    def kill(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.wait()
+
+
+def lines(start_seq, specs):
+    """Encoded lines from (kind, values...) specs with consecutive sequence numbers."""
+    return [protocol.encode(spec[0], start_seq + i, *spec[1:]).encode() for i, spec in enumerate(specs)]
+
+
+def corrupt(line):
+    """Flip one digit of a line but keep its old checksum."""
+    i = line.index(b" ", line.index(b" ") + 1) + 1
+    return line[:i] + (b"8" if line[i:i + 1] != b"8" else b"7") + line[i + 1:]
+
+
+BOARD1 = [("hello", "0.1.0", 1, 250, "virtual"), ("session", 0, "start", "boot"),
+          ("pacer", 0, 6000, 0, "in", 0), ("quality", 10, "ok"),
+          ("beat", 900, 0, 1000, 80), ("beat", 1900, 1000000, 1000, 90),
+          ("beat", 2900, 1000000, 1000, 90), ("hrv", 3000, 600, 20000, 25000, 2),
+          ("beat", 3850, 950000, 1000, 90), ("pacer", 4000, 6000, 6710886, "out", 30000),
+          ("log", "info", "hello from board 1")]
+BOARD2 = [("hello", "0.1.0", 1, 250, "virtual"), ("beat", 500, 0, 900, 70),
+          ("beat", 1500, 1000000, 900, 90), ("beat", 2500, 1000000, 900, 90)]
+
+
+def test_disconnect_and_reconnect_to_a_new_writer_counts_lost_and_corrupt(tmp_path):
+    link = str(tmp_path / "ttyVAGAL")
+    l1 = lines(0, BOARD1)
+    # line 5 corrupted, lines 7 and 8 never sent (a gap of 2), then an unterminated tail as the
+    # board is unplugged mid-line (after a pause: closing a pty master discards unread data)
+    sent1 = l1[:5] + [corrupt(l1[5])] + l1[6:7] + l1[9:]
+    w1 = PtyWriter(link, [HOST_HELLO] + sent1 + [b"beat 99 12", 0.3], linger=False)
+    session = str(tmp_path / "s.vagal")
+    streamer = Streamer(link, session, err=io.StringIO())
+    writers = [w1]
+
+    def stop(s):
+        if not s.state.connected and len(writers) == 1:
+            w1.wait()
+            writers.append(PtyWriter(link, [HOST_HELLO] + lines(0, BOARD2) + [0.2], linger=True))
+        return len(writers) == 2 and s.state.connected and s.state.beat_count >= 2 + 3
+
+    try:
+        streamer.run(duration=10, stop=stop)
+    finally:
+        for w in writers[1:]:
+            w.kill()
+    received, lost, corrupt_n, partial = streamer.counts()
+    assert streamer.state.reconnections == 1
+    assert lost == 2  # seq 7 and 8; the corrupt line (seq 5) arrived, so it is corrupt, not lost
+    assert corrupt_n == 1
+    assert partial == 1  # the unterminated "beat 99 12"
+    assert received == len(sent1) - 1 + len(BOARD2)
+    assert streamer.state.beat_count == 2 + 3
+    assert "1 reconnection" in streamer.summary()
+
+    s = read_session(session)
+    assert (s.received, s.lost, s.corrupt, s.partial) == (received, lost, corrupt_n, partial)
+    assert [e.name for e in s.events if e.name in ("connected", "disconnected", "reconnected")] == [
+        "connected", "disconnected", "reconnected"]
+    assert [b.t_ms for b in s.beats] == [900, 2900, 500, 1500, 2500]
+    # every line the boards sent is in the file, byte for byte
+    got = [r.line for r in s.lines]
+    assert got == [x.rstrip(b"\n") for x in sent1] + [b"beat 99 12"] + [x.rstrip(b"\n") for x in lines(0, BOARD2)]
+    assert s.logs[0].text == "hello from board 1"
+
+
+def test_stream_ends_at_duration_and_session_has_counts_event(tmp_path):
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1), linger=True)
+    session = str(tmp_path / "d.vagal")
+    try:
+        st_ = Streamer(link, session, err=io.StringIO())
+        t0 = time.monotonic()
+        st_.run(duration=0.6)
+        assert 0.55 < time.monotonic() - t0 < 3
+    finally:
+        w.kill()
+    s = read_session(session)
+    assert s.received == len(BOARD1) and s.lost == 0 and s.corrupt == 0
+    assert s.events[-1].name == "end"
+    assert s.events[-2].detail == "received=%d lost=0 corrupt=0 partial=0" % len(BOARD1)
+
+
+def test_session_file_is_flushed_while_streaming(tmp_path):
+    """A crash loses at most the last second: lines appear in the file within a second."""
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1[:3]), linger=True)
+    session = str(tmp_path / "f.vagal")
+    try:
+        st_ = Streamer(link, session, err=io.StringIO())
+        seen = []  # (session seconds, file content) while the stream is still open
+
+        def snapshot(s):
+            seen.append((s.elapsed(), open(session, "rb").read()))
+            return s.elapsed() > 1.5
+
+        st_.run(stop=snapshot)
+    finally:
+        w.kill()
+    on_disk = [t for t, data in seen if b"pacer 2 0 6000" in data]
+    received_at = read_session(session).pacer[0].host_t
+    assert on_disk, "never flushed while streaming"
+    assert on_disk[0] - received_at <= 1.0
+    # the check can fail: the line was received a while before it reached the file
+    assert any(t >= received_at and b"pacer 2" not in data for t, data in seen)
+
+
+def test_port_errors(tmp_path, monkeypatch):
+    with pytest.raises(VagalError, match="does not exist"):
+        resolve_port(str(tmp_path / "nope"))
+
+    class P:
+        def __init__(self, device, vid):
+            self.device, self.vid, self.serial_number, self.description = device, vid, "E66", "Board"
+
+    ports = []
+    monkeypatch.setattr(stream_mod.serial.tools.list_ports, "comports", lambda: ports)
+    with pytest.raises(VagalError, match="no Pico found"):
+        resolve_port("auto")
+    ports[:] = [P("/dev/ttyACM1", 0x2E8A), P("/dev/ttyUSB0", 0x1234), P("/dev/ttyACM0", 0x2E8A)]
+    with pytest.raises(VagalError, match=r"2 Picos found: /dev/ttyACM0 .*/dev/ttyACM1"):
+        resolve_port("auto")
+    ports[:] = ports[:2]
+    assert resolve_port("auto") == "/dev/ttyACM1"
+
+
+def test_existing_session_file_is_not_overwritten(tmp_path):
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [], linger=True)
+    session = tmp_path / "keep.vagal"
+    session.write_text("precious")
+    try:
+        with pytest.raises(VagalError, match="already exists"):
+            Streamer(link, str(session), err=io.StringIO())
+    finally:
+        w.kill()
+    assert session.read_text() == "precious"
+
+
+def test_headless_status_lines(tmp_path):
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1), linger=True)
+    err = io.StringIO()
+    try:
+        st_ = Streamer(link, str(tmp_path / "h.vagal"), err=err)
+        st_.run(duration=0.7, view="headless", status_every=0.3)
+    finally:
+        w.kill()
+    status = [x for x in err.getvalue().splitlines() if "HR" in x]
+    assert len(status) >= 1
+    assert "HR 60.0" in status[-1] and "beats 4" in status[-1] and "lost 0" in status[-1]
+
+
+def _state_with_data():
+    state = LiveState()
+    for line in lines(0, BOARD1):
+        state.update(protocol.decode(line))
+    return state
+
+
+def test_live_view_renders_heart_rate_beats_pacer_and_counts():
+    from rich.console import Console
+
+    state = _state_with_data()
+    state.port = "/dev/ttyACM0"
+    state.connected = True
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(render(state, (11, 2, 1, 0), 75.0, "s.vagal"))
+    text = out.getvalue()
+    assert "60.0 bpm" in text  # hrv hr_x10 600
+    assert "Breathe" in text and "6.0 /min" in text
+    assert "lost 2" in text and "corrupt 1" in text
+    assert "950 ms" in text and "63.2 bpm" in text  # the last beat
+    assert "0:01:15" in text and "connected" in text
+    assert "hello from board 1" in text
+
+
+def test_breathing_bar_follows_pacer_phase():
+    now = [100.0]
+    state = LiveState(clock=lambda: now[0])
+    state.update(protocol.decode(protocol.encode("pacer", 0, 0, 6000, 0, "in", 0)))
+    fills = []
+    for _ in range(11):  # one 10 s breath at 6/min, 1 s steps
+        fills.append(state.breath())
+        now[0] += 1.0
+    assert fills[0] == (0.0, True)
+    assert fills[2][1] and fills[6][1] is False  # inhale 40 % by default
+    assert abs(fills[4][0] - 1.0) < 0.03  # top of the breath at the turn
+    assert fills[1][0] < fills[2][0] < fills[3][0]
+    assert fills[5][0] > fills[7][0] > fills[9][0]
+    assert fills[10][0] < 0.01
+
+
+def _split_in_chunks(data, size, maxlen):
+    sp = LineSplitter(maxlen)
+    out = []
+    for i in range(0, len(data), size):
+        out += sp.feed(data[i:i + size])
+    return out, sp.take_pending()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=2000), st.integers(1, 64))
+def test_splitter_reassembles_lines_across_chunks(data, size):
+    data = data.replace(b"\n", b"\n" * 1)  # any bytes; lines end at "\n"
+    parts = data.split(b"\n")
+    short = all(len(p) <= 4096 for p in parts)
+    out, tail = _split_in_chunks(data, size, 4096)
+    if short:
+        assert out == [p for p in parts[:-1] if p and p != b"\r"]
+        assert tail == parts[-1]
+    overlong = [len(p) for p in parts[:-1] if len(p) > 300]
+    out, tail = _split_in_chunks(data, size, 300)
+    assert [x for x in out if isinstance(x, int)] == overlong
+    assert [x for x in out if isinstance(x, bytes)] == [p for p in parts[:-1] if 0 < len(p) <= 300 and p != b"\r"]
+    assert tail == (len(parts[-1]) if len(parts[-1]) > 300 else parts[-1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=300), st.sampled_from(lines(0, BOARD1))), max_size=20),
+       st.integers(1, 64))
+def test_fuzz_random_bytes_never_crash_and_are_counted(tmp_path_factory, chunks, chunk_size):
+    """Random bytes through the host's line handling: nothing raises, every line is accounted for
+    (received, corrupt, partial or overlong) and the session file reads back to the same counts."""
+    data = b"".join(chunks)
+    path = str(tmp_path_factory.mktemp("fuzz") / "z.vagal")
+    writer = SessionWriter(path, "fuzz", "0", extra={})
+    state = LiveState()
+    rec = Recorder(writer, state)
+    rec.splitter.maxlen = 256  # reach the overlong path with short inputs
+    writer.event("connected", "fuzz")
+    for i in range(0, len(data), chunk_size):
+        rec.feed(data[i:i + chunk_size])
+    rec.cut()
+    writer.close()
+    render(state, writer.counter.totals(), 1.0, path)  # the view copes with whatever arrived
+    received, lost, corrupt_n, partial = writer.counter.totals()
+    out, tail = _split_in_chunks(data, chunk_size, 256)
+    good = [x for x in out if isinstance(x, bytes) and protocol.LinkStats().accept(x.rstrip(b"\r"))]
+    overlong = len([x for x in out if isinstance(x, int)]) + isinstance(tail, int)
+    n_lines = len([x for x in out if isinstance(x, bytes)])
+    assert received == len(good)
+    assert received + corrupt_n + partial == n_lines + overlong + (1 if isinstance(tail, bytes) and tail else 0)
+    s = read_session(path)
+    assert (s.received, s.lost, s.corrupt, s.partial) == (received, lost, corrupt_n, partial)
+    assert [r.line for r in s.lines if r.error != "cut by disconnect"] == [
+        x[:-1] if x.endswith(b"\r") else x for x in out if isinstance(x, bytes)]
