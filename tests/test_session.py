@@ -1,0 +1,167 @@
+"""Session files: written as lines arrive, read back into typed records; damage is named, not guessed."""
+
+import pytest
+
+from vagal import protocol
+from vagal_host.errors import VagalError
+from vagal_host.session import (Beat, Hrv, Log, Pacer, Quality, Raw, SessionWriter, default_path,
+                                read_session)
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def enc(kind, seq, *values):
+    return protocol.encode(kind, seq, *values).encode().rstrip(b"\n")
+
+
+def write_example(path):
+    clock = FakeClock()
+    w = SessionWriter(str(path), "/dev/ttyACM0", "0.1.0", extra={"source": "test"}, clock=clock)
+    w.event("connected", "/dev/ttyACM0")
+    sent = [
+        enc("hello", 0, "0.1.0", 1, 250, "pico"),
+        enc("quality", 1, 0, "ok"),
+        enc("beat", 2, 812, 0, 1500, 70),
+        enc("beat", 3, 1795, 983000, 1480, 91) + b"\r",  # USB CDC line ending
+        enc("pacer", 4, 2000, 6000, 3355443, "in", 20000),
+        enc("hrv", 5, 2000, 610, 31000, 40000, 2),
+        enc("raw", 6, 2004, 250, (31000, 31010, 31020)),
+        enc("log", 7, "warn", "a # and a \\ and a\ttab-free text"),
+        b"beat 8 garbage*0000",  # corrupt
+        b"\xff\x00beat 9\x1b[2J",  # binary noise
+        b"#not an event",  # a board line that starts like a host event
+        enc("beat", 12, 2790, 995000, 1490, 92),  # seq 10 and 11 lost... 9 arrived as noise
+    ]
+    for i, line in enumerate(sent):
+        clock.t += 0.25
+        w.received(line)
+    clock.t += 0.1
+    w.cut(b"beat 13 37")
+    w.event("disconnected", "unplugged")
+    clock.t += 1.0
+    w.event("reconnected", "/dev/ttyACM0")
+    w.received(enc("beat", 40, 9000, 1000000, 1500, 90))  # no loss counted across the reconnection
+    w.overlong(5000)
+    w.close()
+    return sent, w
+
+
+def test_round_trip_typed_records_and_counts(tmp_path):
+    path = tmp_path / "a.vagal"
+    sent, w = write_example(path)
+    s = read_session(str(path))
+    assert s.header["port"] == "/dev/ttyACM0"
+    assert s.header["tool"] == "vagal 0.1.0"
+    assert s.header["source"] == "test"
+    assert s.header["format"] == "1"
+    assert "started" in s.header
+    assert not s.truncated
+    # every line exactly as received (only the "\r" of "\r\n" dropped), with its receive time
+    assert [r.line for r in s.lines[:len(sent)]] == [x.rstrip(b"\r") for x in sent]
+    assert [round(r.host_t, 3) for r in s.lines[:3]] == [0.25, 0.5, 0.75]
+    assert s.beats == [Beat(0.75, 2, 812, 0, 1500, 70), Beat(1.0, 3, 1795, 983000, 1480, 91),
+                       Beat(3.0, 12, 2790, 995000, 1490, 92), Beat(4.1, 40, 9000, 1000000, 1500, 90)]
+    assert s.quality == [Quality(0.5, 1, 0, "ok")]
+    assert s.pacer == [Pacer(1.25, 4, 2000, 6000, 3355443, "in", 20000)]
+    assert s.hrv == [Hrv(1.5, 5, 2000, 610, 31000, 40000, 2)]
+    assert s.raw == [Raw(1.75, 6, 2004, 250, (31000, 31010, 31020))]
+    assert s.logs == [Log(2.0, 7, "warn", "a # and a \\ and a\ttab-free text".replace("\t", "?"))]
+    assert s.hello[0].fs == 250
+    # counts: the 3 bad lines are corrupt (and fill seq 8, 9, 10), so only seq 11 is lost
+    assert (s.received, s.lost, s.corrupt, s.partial) == (10, 1, 3 + 1, 1)
+    assert (s.received, s.lost, s.corrupt, s.partial) == w.counter.totals()
+    assert [e.name for e in s.events] == ["connected", "disconnected", "reconnected", "overlong",
+                                          "counts", "end"]
+    assert s.events[-2].detail == "received=10 lost=1 corrupt=4 partial=1"
+    assert abs(s.duration - 4.1) < 1e-6
+    assert abs(s.mean_hr_bpm() - 60e6 * 3 / (983000 + 995000 + 1000000)) < 1e-9
+    noise = [r for r in s.lines if r.line.startswith(b"\xff")][0]
+    assert noise.msg is None and "non-printable" in noise.error
+
+
+def test_file_is_plain_text(tmp_path):
+    path = tmp_path / "a.vagal"
+    write_example(path)
+    text = path.read_bytes().decode("ascii")  # binary noise is stored as hex, never raw
+    assert "\t#line ff00" in text and "\t#line 236e6f74" in text
+    assert "\t#cut 62656174203133203337" in text
+
+
+def test_truncated_last_line_is_skipped(tmp_path):
+    path = tmp_path / "a.vagal"
+    write_example(path)
+    data = path.read_bytes()
+    full = read_session(str(path))
+    lines = data.split(b"\n")
+    # a crash in the middle of writing the line of the last beat before the reconnection
+    idx = next(i for i, x in enumerate(lines) if b"beat 12 " in x)
+    cut = b"\n".join(lines[:idx]) + b"\n" + lines[idx][:9]
+    (tmp_path / "t.vagal").write_bytes(cut)
+    s = read_session(str(tmp_path / "t.vagal"))
+    assert s.truncated
+    assert len(s.beats) == 2
+    assert len(s.lines) == 11
+    assert [(r.host_t, r.line, r.error) for r in s.lines] == [
+        (r.host_t, r.line, r.error) for r in full.lines[:len(s.lines)]]
+    assert s.events[-1].name == "connected"  # no end event: the writer died
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.replace(b"\t", b" ", 1), "line 6: no tab"),
+    (lambda d: d.replace(b"0.500\t", b"0.5x0\t"), "line 8: bad time '0.5x0'"),
+    (lambda d: d.replace(b"0.750\t", b"0.100\t"), "line 9: time 0.100 goes backwards"),
+    (lambda d: d.replace(b"\t#line ff00", b"\t#line fg00"), "bad hex in #line record"),
+    (lambda d: d.replace(b"\t#disconnected", b"\t#exploded"), "unknown host event 'exploded'"),
+    (lambda d: d.replace(b"\tquality 1", b"\tqu\xe4lity 1"), "line 8: not ASCII text"),
+    (lambda d: d.replace(b"# vagal session 1", b"# vagal session 9"), "line 1: session format '9'"),
+    (lambda d: b"time,ppg\n0,1\n", "is not a vagal session file"),
+    (lambda d: b"", "is not a vagal session file"),
+])
+def test_corrupt_file_names_the_line(tmp_path, damage, message):
+    path = tmp_path / "a.vagal"
+    write_example(path)
+    bad = tmp_path / "bad.vagal"
+    bad.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(VagalError) as e:
+        read_session(str(bad))
+    assert message in str(e.value)
+    assert str(bad) in str(e.value)
+
+
+def test_missing_file_and_no_overwrite(tmp_path):
+    with pytest.raises(VagalError, match="cannot read session file"):
+        read_session(str(tmp_path / "none.vagal"))
+    (tmp_path / "x.vagal").write_text("keep")
+    with pytest.raises(VagalError, match="already exists"):
+        SessionWriter(str(tmp_path / "x.vagal"), "p", "0")
+    assert (tmp_path / "x.vagal").read_text() == "keep"
+    w = SessionWriter(str(tmp_path / "x.vagal"), "p", "0", overwrite=True)
+    w.close()
+    assert read_session(str(tmp_path / "x.vagal")).header["port"] == "p"
+
+
+def test_default_path_is_unique(tmp_path):
+    a = default_path(str(tmp_path / "sessions"))
+    SessionWriter(a, "p", "0").close()
+    b = default_path(str(tmp_path / "sessions"))
+    assert a != b and b.endswith(".vagal") and a.startswith(str(tmp_path / "sessions"))
+
+
+def test_flush_is_due_after_half_a_second(tmp_path):
+    clock = FakeClock()
+    path = tmp_path / "f.vagal"
+    w = SessionWriter(str(path), "p", "0", clock=clock)
+    size0 = path.stat().st_size
+    w.received(enc("beat", 0, 1, 0, 1, 1))
+    w.tick()
+    assert path.stat().st_size == size0  # buffered
+    clock.t += 0.5
+    w.tick()
+    assert path.stat().st_size > size0
+    w.close()
