@@ -237,3 +237,26 @@ def test_exec_refuses_a_missing_input_file(tmp_path):
     assert r.returncode == 2
     assert "absent.csv" in r.stderr
     assert "hi" not in r.stdout
+
+
+LOCKING_CASE = """
+import micropython
+
+
+def test_leaves_the_heap_locked():
+    micropython.heap_lock()
+
+
+def test_after_it_can_allocate():
+    assert len([0] * 100) == 100
+"""
+
+
+@pytest.mark.parametrize("runtime", ["unix", "wasm"])
+def test_a_test_that_leaves_the_heap_locked_fails_and_the_next_runs(runtime, tmp_path):
+    (tmp_path / "test_case_lock.py").write_text(LOCKING_CASE)
+    r = _run_on(runtime, [str(tmp_path)])
+    assert _last_line(r.stdout) == "1 passed, 1 failed, 0 skipped", r.stdout + r.stderr
+    assert "FAIL test_case_lock.test_leaves_the_heap_locked" in r.stdout
+    assert "left the heap locked" in r.stdout
+    assert r.returncode == 1

@@ -185,6 +185,14 @@ def run_module(directory, filename, pattern, counts, verbose):
     if gc:
         gc.collect()
     try:
+        _import_and_run(modname, ordered, pattern, counts, verbose)
+    finally:
+        if IS_MICROPYTHON:
+            _unload_modules_since(loaded_before)
+
+
+def _import_and_run(modname, ordered, pattern, counts, verbose):
+    try:
         module = __import__(modname)
     except Skip as e:
         counts.skipped += 1
@@ -203,15 +211,12 @@ def run_module(directory, filename, pattern, counts, verbose):
         if pattern and pattern not in fullname:
             continue
         run_test(fullname, getattr(module, name), counts, verbose)
-    module = None
-    if IS_MICROPYTHON:
-        _unload_modules_since(loaded_before)
 
 
 def _unload_modules_since(loaded_before):
     """Forget the modules a test module imported, so the next starts from the same small heap.
 
-    The unix run has a 96K heap: code kept from earlier modules fragments it until a big
+    With a small heap (-X heapsize=96K) code kept from earlier modules fragments it until a big
     module no longer compiles. Each test module re-imports what it needs.
     """
     for name in list(sys.modules.keys()):
