@@ -141,7 +141,7 @@ class LiveState:
         self.fs = 0
         self.hr_x10 = 0
         self.rmssd_us = 0
-        self.quality = "-"
+        self.quality = "unknown"  # until the board reports a quality change
         self.rate_mbpm = 0
         self.phase = 0
         self.inhaling = True
@@ -228,7 +228,7 @@ def _sparkline(values, lo=None, hi=None):
     return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * len(SPARK)))] for v in values)
 
 
-_QUALITY_STYLE = {"ok": "bold green", "no_contact": "yellow", "-": "dim"}
+_QUALITY_STYLE = {"ok": "bold green", "learning": "cyan", "unknown": "dim"}  # the rest: problems, yellow
 
 
 def render(state, counts, session_s, session_path, width=40):
@@ -239,7 +239,7 @@ def render(state, counts, session_s, session_path, width=40):
 
     received, lost, corrupt, partial = counts
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold cyan", no_wrap=True)
+    grid.add_column(style="bold cyan", no_wrap=True, min_width=12)
     grid.add_column()
     if state.hr_x10:
         hr = Text("%.1f bpm" % (state.hr_x10 / 10), style="bold")
@@ -249,7 +249,7 @@ def render(state, counts, session_s, session_path, width=40):
     else:
         hr = Text("--", style="dim")
     grid.add_row("Heart rate", hr)
-    grid.add_row("Signal", Text(state.quality, style=_QUALITY_STYLE.get(state.quality, "bold red")))
+    grid.add_row("Signal", Text(state.quality, style=_QUALITY_STYLE.get(state.quality, "bold yellow")))
     fill, inhaling = state.breath()
     n = int(round(fill * width))
     bar = Text("█" * n, style="bold blue" if inhaling else "blue")
