@@ -314,3 +314,38 @@ def test_fuzz_random_bytes_never_crash_and_are_counted(tmp_path_factory, chunks,
     assert (s.received, s.lost, s.corrupt, s.partial) == (received, lost, corrupt_n, partial)
     assert [r.line for r in s.lines if r.error != "cut by disconnect"] == [
         x[:-1] if x.endswith(b"\r") else x for x in out if isinstance(x, bytes)]
+
+
+def test_cli_live_view_in_a_terminal(tmp_path):
+    """`vagal stream` as a user runs it: stdout is a terminal (a pty), so rich draws the Live view."""
+    import subprocess
+    import sys
+
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1), linger=True)
+    term_master, term_slave = pty.openpty()
+    env = dict(os.environ, COLUMNS="100", LINES="40", TERM="xterm-256color")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vagal_host.cli", "stream", "--port", link, "--duration", "1.5",
+             "--session", str(tmp_path / "cli.vagal")],
+            stdin=term_slave, stdout=term_slave, stderr=term_slave, env=env, cwd=str(tmp_path))
+        os.close(term_slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(term_master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=20) == 0
+    finally:
+        w.kill()
+        os.close(term_master)
+    text = out.decode("utf-8", "replace")
+    assert "vagal stream" in text and "Heart rate" in text and "Breathe" in text
+    assert "\x1b[" in text  # drawn with terminal control sequences, not plain prints
+    assert "60.0 bpm" in text
+    assert "session: " in text and "4 beats" in text and "session file: " in text
