@@ -165,3 +165,38 @@ def test_flush_is_due_after_half_a_second(tmp_path):
     w.tick()
     assert path.stat().st_size > size0
     w.close()
+
+
+_EXAMPLE = {}
+
+
+def _example_bytes(tmp_path_factory):
+    if "data" not in _EXAMPLE:
+        path = tmp_path_factory.mktemp("example") / "e.vagal"
+        write_example(path)
+        _EXAMPLE["data"] = path.read_bytes()
+    return _EXAMPLE["data"]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10 ** 6), st.binary(max_size=8)), min_size=1, max_size=4),
+       st.booleans())
+def test_damaged_files_give_a_session_or_a_vagal_error(tmp_path_factory, edits, cut):
+    """Random overwrites/cuts of a good file: read back, or a VagalError naming the file - nothing else."""
+    data = bytearray(_example_bytes(tmp_path_factory))
+    for pos, junk in edits:
+        pos %= len(data)
+        data[pos:pos + len(junk)] = junk
+    if cut:
+        data = data[: edits[0][0] % len(data)]
+    path = tmp_path_factory.mktemp("damaged") / "d.vagal"
+    path.write_bytes(bytes(data))
+    try:
+        s = read_session(str(path))
+    except VagalError as e:
+        assert str(path) in str(e)
+        return
+    assert s.received + s.corrupt + s.partial == len(s.lines) + len([e for e in s.events if e.name == "overlong"])
