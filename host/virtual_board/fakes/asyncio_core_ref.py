@@ -1,0 +1,2 @@
+"""Holds asyncio.core for vasyncio_task once the boot script has imported it."""
+core = None
