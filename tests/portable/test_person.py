@@ -1,0 +1,120 @@
+"""The simulated person (host/virtual_board/person.py): ground truth the detector is scored against."""
+
+import gc
+import sys
+
+
+def _import_person():
+    try:
+        import person
+        return person
+    except ImportError:
+        pass
+    here = __file__.replace("\\", "/").rsplit("/", 1)[0] if "/" in __file__ else "."
+    sys.path.append(here + "/../../host/virtual_board")
+    import person
+    return person
+
+
+person = _import_person()
+
+
+def _run(p, seconds, fs=50, pacer_hz=None):
+    gc.collect()  # small heaps (96K on the unix port): start each run unfragmented
+    n = int(seconds * fs)
+    for i in range(n):
+        t = i / fs
+        phase = None
+        if pacer_hz is not None:
+            x = t * pacer_hz
+            phase = x - int(x)
+        p.sample(t, phase)
+
+
+def _hr_swing(beats, t_from):
+    """Peak-to-peak instantaneous heart rate (bpm) over beats after t_from."""
+    hrs = []
+    for i in range(1, len(beats)):
+        if beats[i - 1] >= t_from:
+            hrs.append(60.0 / (beats[i] - beats[i - 1]))
+    return max(hrs) - min(hrs)
+
+
+def _quiet(**kw):
+    args = {"noise": 0.0, "artefact_rate": 0.0, "ectopic_rate": 0.0}
+    for k in kw:
+        args[k] = kw[k]
+    return person.Person(**args)
+
+
+def test_true_beats_match_heart_rate():
+    for hr in (55.0, 72.0, 90.0):
+        p = _quiet(seed=3, hr_bpm=hr)
+        _run(p, 60)
+        beats = [b for b in p.beats if b <= 60.0]
+        mean_hr = 60.0 * (len(beats) - 1) / (beats[-1] - beats[0])
+        assert abs(mean_hr - hr) < 2.0, (hr, mean_hr)
+
+
+def test_rsa_swing_peaks_at_resonance():
+    swings = []
+    for f in (0.06, 0.09, 0.15, 0.25):
+        p = _quiet(seed=5, resonance_hz=0.09, adherence=1.0, keep_beats=80)
+        _run(p, 100, pacer_hz=f)
+        swings.append(_hr_swing(p.beats, 40.0))
+        p = None
+    at_res = swings[1]
+    assert at_res > swings[0] and at_res > swings[2] and at_res > swings[3], swings
+    assert at_res > 2 * swings[3], swings
+    # moving the resonance moves the peak
+    p = _quiet(seed=5, resonance_hz=0.075, adherence=1.0, keep_beats=80)
+    _run(p, 100, pacer_hz=0.06)
+    assert _hr_swing(p.beats, 40.0) > swings[0], swings
+
+
+def test_adherence_sets_breathing_rate():
+    full = _quiet(seed=2, adherence=1.0, spont_breath_hz=0.25)
+    _run(full, 90, pacer_hz=0.1)
+    assert abs(full.breath_hz - 0.1) < 0.01, full.breath_hz
+    none = _quiet(seed=2, adherence=0.0, spont_breath_hz=0.25)
+    _run(none, 90, pacer_hz=0.1)
+    assert abs(none.breath_hz - 0.25) < 0.01, none.breath_hz
+    half = _quiet(seed=2, adherence=0.5, spont_breath_hz=0.25)
+    _run(half, 90, pacer_hz=0.1)
+    assert 0.12 < half.breath_hz < 0.23, half.breath_hz
+    # at adherence 1 the breathing phase is the pacer's
+    x = 90 * 0.1
+    assert abs(full.breath_phase - (x - int(x))) < 0.02 or abs(full.breath_phase - (x - int(x))) > 0.98
+
+
+def test_deterministic_with_seed():
+    gc.collect()
+    a = person.Person(seed=7)
+    b = person.Person(seed=7)
+    c = person.Person(seed=8)
+    same = True
+    differ = False
+    lo = 1.0
+    hi = 0.0
+    for i in range(1500):
+        va = a.sample(i / 100.0)
+        vb = b.sample(i / 100.0)
+        vc = c.sample(i / 100.0)
+        same = same and va == vb
+        differ = differ or va != vc
+        lo = va if va < lo else lo
+        hi = va if va > hi else hi
+    assert same and a.beats == b.beats
+    assert differ
+    assert 0.0 <= lo < hi <= 1.0
+
+
+def test_ectopic_beats_come_early_and_pause():
+    p = _quiet(seed=11, ectopic_rate=0.2)
+    _run(p, 120)
+    ibis = [p.beats[i] - p.beats[i - 1] for i in range(1, len(p.beats))]
+    mean = sum(ibis) / len(ibis)
+    early = [i for i in range(len(ibis) - 1) if ibis[i] < 0.75 * mean]
+    assert len(early) >= 5, len(early)
+    for i in early:
+        assert ibis[i + 1] > 1.15 * mean, (ibis[i], ibis[i + 1], mean)
