@@ -1,0 +1,439 @@
+"""Resonance assessment (the stepped protocol) and closed-loop tuning for practice.
+
+Both read a vagal.resonance.ResonanceMeter after it judged a breath and tell the pacer which rate to
+use (rate_mbpm, updated by update(now_us)). Kept apart from the meter so each module compiles within
+a small MicroPython heap. Rules and measured accuracy: docs/resonance.md.
+"""
+
+from array import array
+
+from vagal.coherence import INVALID
+from vagal.resonance import (ABS_MAX_MBPM, ABS_MIN_MBPM, FIT_MIN_X10, atan2_deg, cos_deg,
+                             sin_deg)
+from vagal.ticks import ticks_diff
+
+DEFAULT_RATES = (6500, 6000, 5500, 5000, 4500)
+PHASE_TIE_DEG = 10  # mean phases closer than this count as equal
+PHASE_FIT_DEG = 70  # rates whose mean phase is within this enter the phase line
+REFINE_SWING = 1  # Assessment(refine=...) bits
+REFINE_PHASE = 2
+MODE_PHASE = 1  # Tuner(mode=...)
+MODE_PROBE = 2
+
+
+class Assessment:
+    """The stepped protocol. start(now_us); then update(now_us) after each meter.pace(); read rate_mbpm.
+
+    Each step runs step_s seconds at one rate; the first settle_breaths breaths that begin after the
+    step starts are skipped (the body follows a new rate within a breath or two); invalid breaths
+    (poor signal, rejected beats) are ignored and the step is extended, up to twice its length, until
+    min_breaths valid breaths are in. Rule (docs/resonance.md): among rates with >= 3 valid breaths,
+    those whose mean swing is within tie_pct of the largest are candidates; the one whose mean phase
+    is nearest 0 deg wins (phases within 10 deg count as equal; then higher coherence). If refine,
+    the result moves toward the larger neighbour by a parabola through the swings around it (at most
+    half a step, rounded to 50 mbpm).
+    """
+
+    IDLE = 0
+    RUNNING = 1
+    DONE = 2
+    FAILED = 3
+
+    def __init__(self, meter, rates=DEFAULT_RATES, step_s=120, settle_breaths=1, min_breaths=6,
+                 tie_pct=10, refine=REFINE_SWING | REFINE_PHASE, use_fit=True):
+        n = len(rates)
+        if n < 1 or n > 16:
+            raise ValueError("assessment needs 1..16 rates")
+        for r in rates:
+            if type(r) is not int or not ABS_MIN_MBPM - 1000 <= r <= ABS_MAX_MBPM + 2000:
+                raise ValueError("assessment rate %r mbpm out of range" % (r,))
+        if step_s < 30 or step_s > 600:
+            raise ValueError("assessment step must be 30..600 s")
+        self.meter = meter
+        self.rates = array("i", rates)
+        self.step_ms = step_s * 1000
+        self.settle_breaths = settle_breaths
+        self.min_breaths = min_breaths
+        self.tie_pct = tie_pct
+        self.refine = refine
+        self.use_fit = use_fit
+        self.n = array("i", [0] * n)  # valid breaths per rate
+        self.swing_sum = array("i", [0] * n)  # x10
+        self.fit_sum = array("i", [0] * n)
+        self.phase_c = array("i", [0] * n)  # sum of unit phase vectors x4096
+        self.phase_s = array("i", [0] * n)
+        self.coh_sum = array("i", [0] * n)
+        self.coh_n = array("i", [0] * n)
+        self.state = Assessment.IDLE
+        self.step = 0
+        self.rate_mbpm = rates[0]
+        self.result_mbpm = 0
+        self.best_index = -1
+
+    def start(self, now_us):
+        for i in range(len(self.rates)):
+            self.n[i] = 0
+            self.swing_sum[i] = 0
+            self.fit_sum[i] = 0
+            self.phase_c[i] = 0
+            self.phase_s[i] = 0
+            self.coh_sum[i] = 0
+            self.coh_n[i] = 0
+        self.state = Assessment.RUNNING
+        self.result_mbpm = 0
+        self.best_index = -1
+        self._begin(0, now_us)
+
+    def _begin(self, step, now_us):
+        self.step = step
+        self.rate_mbpm = self.rates[step]
+        self._t0 = now_us
+        self._elapsed_ms = 0
+        self._last_us = now_us
+        self._seen = self.meter.seq
+        self._coh_seen = self.meter.coherence.seq
+        self._skip = self.settle_breaths
+        self._coh_ok_after = 0
+
+    def update(self, now_us):
+        """Advance the protocol; True when rate_mbpm changed or the assessment finished."""
+        if self.state != Assessment.RUNNING:
+            return False
+        m = self.meter
+        dt = ticks_diff(now_us, self._last_us)
+        self._last_us = now_us
+        if dt > 0:
+            self._elapsed_ms += dt // 1000
+        i = self.step
+        if m.seq != self._seen:
+            self._seen = m.seq
+            if ticks_diff(m.breath_start_us, self._t0) >= 0:  # began at this step's rate
+                if self._skip > 0:
+                    self._skip -= 1
+                    if self._skip == 0:
+                        self._coh_ok_after = self._elapsed_ms
+                elif m.valid:
+                    self.n[i] += 1
+                    self.swing_sum[i] += m.swing_x10
+                    self.fit_sum[i] += m.fit_x10
+                    self.phase_c[i] += cos_deg(m.phase_deg)
+                    self.phase_s[i] += sin_deg(m.phase_deg)
+        c = m.coherence
+        if c.seq != self._coh_seen:
+            self._coh_seen = c.seq
+            # the 64 s window must lie mostly inside this step
+            if self._skip == 0 and self._elapsed_ms - self._coh_ok_after >= 45000:
+                if c.coherence_x100 != INVALID:
+                    self.coh_sum[i] += c.coherence_x100
+                    self.coh_n[i] += 1
+        if self._elapsed_ms >= self.step_ms and (self.n[i] >= self.min_breaths
+                                                  or self._elapsed_ms >= 2 * self.step_ms):
+            if i + 1 < len(self.rates):
+                self._begin(i + 1, now_us)
+            else:
+                self._finish()
+            return True
+        return False
+
+    def mean_swing_x10(self, i):
+        return self.swing_sum[i] // self.n[i] if self.n[i] else 0
+
+    def mean_fit_x10(self, i):
+        return self.fit_sum[i] // self.n[i] if self.n[i] else 0
+
+    def metric_x10(self, i):
+        """The swing the rule compares: the fitted swing if use_fit, else the beats' max - min."""
+        return self.mean_fit_x10(i) if self.use_fit else self.mean_swing_x10(i)
+
+    def mean_phase_deg(self, i):
+        return atan2_deg(self.phase_s[i], self.phase_c[i]) if self.n[i] else 0
+
+    def mean_coherence_x100(self, i):
+        return self.coh_sum[i] // self.coh_n[i] if self.coh_n[i] else INVALID
+
+    def table(self):
+        """Rows (rate_mbpm, valid_breaths, swing_x10, fit_x10, phase_deg, coherence_x100)."""
+        rows = []
+        for i in range(len(self.rates)):
+            rows.append((self.rates[i], self.n[i], self.mean_swing_x10(i), self.mean_fit_x10(i),
+                         self.mean_phase_deg(i), self.mean_coherence_x100(i)))
+        return rows
+
+    def choose(self):
+        """Index of the chosen tested rate by the documented rule, or -1 without enough data."""
+        best = -1
+        top = 0
+        for i in range(len(self.rates)):
+            if self.n[i] >= 3 and self.metric_x10(i) > top:
+                top = self.metric_x10(i)
+                best = i
+        if best < 0:
+            return -1
+        floor = top - top * self.tie_pct // 100
+        pick = best
+        for i in range(len(self.rates)):
+            if i == pick or self.n[i] < 3 or self.metric_x10(i) < floor:
+                continue
+            a = abs(self.mean_phase_deg(i))
+            b = abs(self.mean_phase_deg(pick))
+            if a + PHASE_TIE_DEG < b:
+                pick = i
+            elif a <= b + PHASE_TIE_DEG and b <= a + PHASE_TIE_DEG:
+                ca = self.mean_coherence_x100(i)
+                cb = self.mean_coherence_x100(pick)
+                if ca > cb or (ca == cb and self.metric_x10(i) > self.metric_x10(pick)):
+                    pick = i
+        return pick
+
+    def _swing_vertex(self):
+        """Rate of the largest swing, moved to the vertex of the parabola through it and its
+        neighbours (at most half a step); -1 without data."""
+        i = -1
+        top = -1
+        for k in range(len(self.rates)):
+            if self.n[k] >= 3 and self.metric_x10(k) > top:
+                top = self.metric_x10(k)
+                i = k
+        if i < 0:
+            return -1
+        r = self.rates[i]
+        if i == 0 or i == len(self.rates) - 1 or self.n[i - 1] < 3 or self.n[i + 1] < 3:
+            return r
+        ya = self.metric_x10(i - 1)
+        yb = self.metric_x10(i + 1)
+        den = ya - 2 * top + yb
+        if den >= 0:
+            return r
+        h = (self.rates[i + 1] - self.rates[i - 1]) // 2  # signed (rates may run either way)
+        off = h * (ya - yb) // (2 * den)
+        lim = abs(h) // 2
+        if off > lim:
+            off = lim
+        elif off < -lim:
+            off = -lim
+        return r + off
+
+    def _phase_zero(self):
+        """Rate where a least-squares line through (rate, mean phase) crosses 0, or -1.
+
+        Uses the rates with |phase| <= PHASE_FIT_DEG (beyond, the phase curve flattens). The HR
+        peak lags more the faster the breathing, so a line that does not rise gives no estimate.
+        """
+        n = 0
+        sx = 0
+        sy = 0
+        sxx = 0
+        sxy = 0
+        for k in range(len(self.rates)):
+            if self.n[k] < 3:
+                continue
+            y = self.mean_phase_deg(k)
+            if abs(y) > PHASE_FIT_DEG:
+                continue
+            x = self.rates[k] // 50
+            n += 1
+            sx += x
+            sy += y
+            sxx += x * x
+            sxy += x * y
+        if n < 2:
+            return -1
+        cxy = n * sxy - sx * sy
+        cxx = n * sxx - sx * sx
+        if cxy <= 0 or cxx <= 0:
+            return -1
+        while cxy >= 16384 or cxx >= 16384:
+            cxy >>= 1
+            cxx >>= 1
+        if cxy == 0:
+            return -1
+        x0 = (sx * cxy - sy * cxx) * 50 // (n * cxy)  # mbpm
+        lo = self.rates[0]
+        hi = lo
+        for k in range(len(self.rates)):
+            r = self.rates[k]
+            if r < lo:
+                lo = r
+            if r > hi:
+                hi = r
+        if x0 < lo - 250:
+            x0 = lo - 250
+        elif x0 > hi + 250:
+            x0 = hi + 250
+        return x0
+
+    def _estimate(self, pick):
+        """The result: the mean of the swing vertex and the phase zero crossing (see docstring)."""
+        if not self.refine:
+            return self.rates[pick]
+        total = 0
+        count = 0
+        if self.refine & REFINE_SWING:
+            v = self._swing_vertex()
+            if v > 0:
+                total += v
+                count += 1
+        if self.refine & REFINE_PHASE:
+            v = self._phase_zero()
+            if v > 0:
+                total += v
+                count += 1
+        if count == 0:
+            return self.rates[pick]
+        v = total // count
+        return (v + 25) // 50 * 50
+
+    def _finish(self):
+        i = self.choose()
+        self.best_index = i
+        if i < 0:
+            self.state = Assessment.FAILED
+            self.result_mbpm = 0
+            return
+        self.result_mbpm = self._estimate(i)
+        self.rate_mbpm = self.result_mbpm
+        self.state = Assessment.DONE
+
+
+class Tuner:
+    """Closed-loop practice: keeps nudging the rate toward the largest swing, never jumping.
+
+    mode MODE_PHASE (default): the pacer stays at the centre rate; every probe_breaths valid breaths
+    the mean HR/pacer phase is taken (a lag, phase > 0, means the rate is above resonance: the swing
+    grows by slowing down, a lead by speeding up) and the centre moves by -gain_phase * phase.
+    mode MODE_PROBE: the pacer alternates centre + probe and centre - probe for probe_breaths valid
+    breaths each (the first settle_breaths at each side skipped); after each side the mean swing of
+    the last two sides is compared and the centre moves toward the better side by gain * relative
+    difference. Either way a move is at most speed_mbpm_min per minute of elapsed time, inside
+    [start - span, start + span] and 4000..7000 mbpm, and the pacer glides (phase-continuous).
+    enabled False parks the pacer at the centre.
+    """
+
+    def __init__(self, meter, start_mbpm, mode=1, probe_mbpm=200, probe_breaths=4,
+                 settle_breaths=1, speed_mbpm_min=150, span_mbpm=1000, gain_mbpm=1500,
+                 gain_phase=6, use_fit=True):
+        if type(start_mbpm) is not int or not ABS_MIN_MBPM <= start_mbpm <= ABS_MAX_MBPM:
+            raise ValueError("tuning start rate %r outside %d..%d mbpm"
+                             % (start_mbpm, ABS_MIN_MBPM, ABS_MAX_MBPM))
+        if mode not in (MODE_PHASE, MODE_PROBE):
+            raise ValueError("tuning mode must be 1 (phase) or 2 (probe)")
+        self.meter = meter
+        self.mode = mode
+        self.probe = probe_mbpm
+        self.probe_breaths = probe_breaths
+        self.settle_breaths = settle_breaths
+        self.speed = speed_mbpm_min
+        self.gain = gain_mbpm
+        self.gain_phase = gain_phase
+        self.use_fit = use_fit
+        self.lo = max(ABS_MIN_MBPM, start_mbpm - span_mbpm)
+        self.hi = min(ABS_MAX_MBPM, start_mbpm + span_mbpm)
+        self.start_mbpm = start_mbpm
+        self.center_mbpm = start_mbpm
+        self.rate_mbpm = start_mbpm
+        self.enabled = True
+        self.steps = 0
+        self._side = 1
+        self._last_us = 0
+
+    def _clamp(self, r):
+        if r < self.lo:
+            return self.lo
+        if r > self.hi:
+            return self.hi
+        return r
+
+    def start(self, now_us):
+        self.center_mbpm = self.start_mbpm
+        self.steps = 0
+        self._last_us = now_us
+        self._since_step_ms = 0
+        self._prev_mean = -1  # mean swing of the previous side, -1 none
+        self._prev_rate = 0
+        self._side = 1
+        self._enter(now_us)
+
+    def set_enabled(self, on, now_us):
+        """Switch tuning on/off; off parks the pacer at the centre rate."""
+        self.enabled = bool(on)
+        self._prev_mean = -1
+        if self.enabled:
+            self._enter(now_us)
+        else:
+            self.rate_mbpm = self.center_mbpm
+
+    def _enter(self, now_us):
+        if self.mode == MODE_PROBE:
+            self.rate_mbpm = self._clamp(self.center_mbpm + self._side * self.probe)
+        else:
+            self.rate_mbpm = self.center_mbpm
+        self._side_t0 = now_us
+        self._skip = self.settle_breaths if self.mode == MODE_PROBE else 0
+        self._n = 0
+        self._sum = 0
+        self._pc = 0
+        self._ps = 0
+        self._seen = self.meter.seq
+
+    def _move(self, step):
+        lim = self.speed * self._since_step_ms // 60000
+        if step > lim:
+            step = lim
+        elif step < -lim:
+            step = -lim
+        self.center_mbpm = self._clamp(self.center_mbpm + step)
+        self._since_step_ms = 0
+        self.steps += 1
+
+    def update(self, now_us):
+        """Advance the tuning; True when rate_mbpm changed."""
+        dt = ticks_diff(now_us, self._last_us)
+        self._last_us = now_us
+        if dt > 0:
+            self._since_step_ms += dt // 1000
+            if self._since_step_ms > 600000:
+                self._since_step_ms = 600000
+        if not self.enabled:
+            return False
+        m = self.meter
+        if m.seq == self._seen:
+            return False
+        self._seen = m.seq
+        if ticks_diff(m.breath_start_us, self._side_t0) < 0:
+            return False  # began before this side's rate
+        if self._skip > 0:
+            self._skip -= 1
+            return False
+        if not m.valid:
+            return False
+        if self.mode == MODE_PHASE:
+            if m.fit_x10 < FIT_MIN_X10:
+                return False
+            self._pc += cos_deg(m.phase_deg)
+            self._ps += sin_deg(m.phase_deg)
+            self._n += 1
+            if self._n < self.probe_breaths:
+                return False
+            old = self.rate_mbpm
+            self._move(-atan2_deg(self._ps, self._pc) * self.gain_phase)
+            self._enter(now_us)
+            return self.rate_mbpm != old
+        self._sum += m.fit_x10 if self.use_fit else m.swing_x10
+        self._n += 1
+        if self._n < self.probe_breaths:
+            return False
+        mean = self._sum // self._n
+        rate = self.rate_mbpm
+        if self._prev_mean >= 0 and rate != self._prev_rate and mean + self._prev_mean > 0:
+            # relative difference, signed toward the faster rate
+            if rate > self._prev_rate:
+                d = mean - self._prev_mean
+            else:
+                d = self._prev_mean - mean
+            rel = d * 2000 // (mean + self._prev_mean)  # x1000
+            self._move(rel * self.gain // 1000)
+        self._prev_mean = mean
+        self._prev_rate = rate
+        self._side = -self._side
+        self._enter(now_us)
+        return True

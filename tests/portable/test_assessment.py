@@ -1,0 +1,131 @@
+"""Assessment and tuner (vagal.assessment) on a fake meter: the step schedule, the rule, the climb.
+
+Plain functions and bare asserts: these also run on the MicroPython unix and WebAssembly ports.
+"""
+
+import math
+
+from portable import assert_raises, no_alloc
+from vagal.assessment import MODE_PROBE, Assessment, Tuner
+from vagal.ticks import ticks_add
+
+
+class _FakeMeter:
+    """Hands the controllers one judged breath at a time."""
+
+    def __init__(self):
+        self.seq = 0
+        self.valid = True
+        self.swing_x10 = 0
+        self.fit_x10 = 0
+        self.phase_deg = 0
+        self.breath_start_us = 0
+        self.coherence = _FakeCoherence()
+
+    def breath(self, start_us, fit_x10, phase_deg, valid=True):
+        self.seq += 1
+        self.breath_start_us = start_us
+        self.fit_x10 = fit_x10
+        self.swing_x10 = fit_x10 + 10
+        self.phase_deg = phase_deg
+        self.valid = valid
+
+
+class _FakeCoherence:
+    seq = 0
+    coherence_x100 = -1
+
+
+def _person(rate_mbpm, fr=5300):
+    """Swing peaks at fr with a resonance curve; phase crosses 0 there, +70 deg per breath/min."""
+    x = 2.0 * (rate_mbpm / fr - fr / rate_mbpm)
+    return int(150 / math.sqrt(1 + x * x)), int(math.degrees(math.atan(x)))
+
+
+def test_assessment_steps_down_and_picks_the_resonance_rate():
+    m = _FakeMeter()
+    a = Assessment(m, step_s=60, min_breaths=4)
+    t = 0
+    a.start(t)
+    seen = []
+    bad = 0
+    while a.state == Assessment.RUNNING and len(seen) < 9:
+        rate = a.rate_mbpm
+        if not seen or seen[-1] != rate:
+            seen.append(rate)
+        period = 60000000000 // rate
+        start = t
+        t = ticks_add(t, period)
+        bad += 1
+        fit, phase = _person(rate)
+        m.breath(start, fit, phase, valid=bad % 5 != 0)  # every fifth breath has poor signal
+        a.update(t)
+    assert seen == [6500, 6000, 5500, 5000, 4500], seen
+    assert a.state == Assessment.DONE
+    assert abs(a.result_mbpm - 5300) <= 100, a.result_mbpm
+    assert a.rate_mbpm == a.result_mbpm
+    rows = a.table()
+    assert len(rows) == 5 and all(r[1] >= 4 for r in rows), rows
+    assert rows[0][4] > 20 and rows[4][4] < -20  # lag at the fast end, lead at the slow end
+
+
+def test_assessment_without_valid_breaths_fails_cleanly():
+    m = _FakeMeter()
+    a = Assessment(m, rates=(6000, 5000), step_s=30)
+    t = 0
+    a.start(t)
+    while a.state == Assessment.RUNNING:
+        start = t
+        t = ticks_add(t, 10000000)
+        m.breath(start, 100, 0, valid=False)
+        a.update(t)
+    assert a.state == Assessment.FAILED and a.result_mbpm == 0
+    assert_raises(ValueError, Assessment, m, (6000, 20000))
+
+
+def _tune(tuner, m, minutes, fr):
+    t = 0
+    elapsed = 0
+    tuner.start(t)
+    worst_jump = 0
+    last = tuner.rate_mbpm
+    while elapsed < minutes * 60:
+        period = 60000000000 // tuner.rate_mbpm
+        elapsed += period // 1000000
+        start = t
+        t = ticks_add(t, period)
+        fit, phase = _person(tuner.rate_mbpm, fr)
+        m.breath(start, fit, phase)
+        no_alloc(tuner.update, t)
+        if abs(tuner.center_mbpm - last) > worst_jump:
+            worst_jump = abs(tuner.center_mbpm - last)
+        last = tuner.center_mbpm
+    return worst_jump
+
+
+def test_tuner_moves_toward_resonance_at_bounded_speed():
+    m = _FakeMeter()
+    tu = Tuner(m, 6300, speed_mbpm_min=150)
+    jump = _tune(tu, m, 10, 5300)
+    assert abs(tu.center_mbpm - 5300) <= 150, tu.center_mbpm
+    assert jump <= 150 * 2, jump  # one step covers at most the minutes since the last one
+    m2 = _FakeMeter()
+    tp = Tuner(m2, 4500, mode=MODE_PROBE)
+    _tune(tp, m2, 20, 5300)
+    assert tp.center_mbpm > 4900, tp.center_mbpm  # the probe climb moves the right way
+
+
+def test_tuner_stays_in_bounds_and_can_be_switched_off():
+    m = _FakeMeter()
+    tu = Tuner(m, 6800)
+    _tune(tu, m, 20, 4200)  # resonance beyond the allowed span
+    assert tu.center_mbpm == 5800, tu.center_mbpm
+    m2 = _FakeMeter()
+    off = Tuner(m2, 6000)
+    off.start(0)
+    off.set_enabled(False, 0)
+    for i in range(30):
+        m2.breath(i * 10000000, 100, 60)
+        off.update(ticks_add(i * 10000000, 10000000))
+    assert off.rate_mbpm == 6000 and off.center_mbpm == 6000
+    assert_raises(ValueError, Tuner, m2, 8000)
