@@ -1,0 +1,51 @@
+"""`vagal virtual-board`: run the firmware as a virtual Pico on a pseudo-terminal until Ctrl-C."""
+
+import time
+
+from vagal_host.errors import VagalError
+from vagal_host.virtual import VirtualBoard, person_spec
+
+NAME = "virtual-board"
+HELP = "run the firmware in the MicroPython unix port behind a pseudo-terminal (prints its path)"
+
+
+def add_arguments(p):
+    p.add_argument("--recording", help="feed the ADC from this recording (CSV or WFDB) instead of a person")
+    p.add_argument("--column", help="recording column / signal name")
+    p.add_argument("--fs", type=float, help="recording sample rate (Hz) if the file does not say")
+    p.add_argument("--speed", default="1", help="virtual clock speed: N times real time, or 'max'")
+    p.add_argument("--resonance", type=float, default=0.09, help="person's resonance frequency, Hz (0.075-0.11)")
+    p.add_argument("--hr", type=float, default=65.0, help="person's mean heart rate, bpm")
+    p.add_argument("--adherence", type=float, default=0.9, help="how closely the person follows the pacer, 0..1")
+    p.add_argument("--seed", type=int, default=1, help="person's random seed")
+    p.add_argument("--duration", type=float, help="stop after this many real seconds")
+
+
+def run(args):
+    if not (0.075 <= args.resonance <= 0.11):
+        raise VagalError("--resonance %g outside 0.075..0.11 Hz" % args.resonance)
+    if not (30 <= args.hr <= 200):
+        raise VagalError("--hr %g outside 30..200 bpm" % args.hr)
+    if not (0 <= args.adherence <= 1):
+        raise VagalError("--adherence %g outside 0..1" % args.adherence)
+    speed = args.speed
+    if speed != "max":
+        try:
+            if float(speed) <= 0:
+                raise ValueError
+        except ValueError:
+            raise VagalError("--speed must be a positive number or 'max', got %r" % speed)
+    if args.column and not args.recording:
+        raise VagalError("--column needs --recording")
+    board = VirtualBoard(speed=speed, recording=args.recording, column=args.column, fs=args.fs,
+                         person=person_spec(args.seed, args.hr, args.resonance, args.adherence))
+    with board:
+        print(board.port, flush=True)
+        print("virtual board log: %s" % board.log_path, flush=True)
+        t0 = time.monotonic()
+        try:
+            while args.duration is None or time.monotonic() - t0 < args.duration:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    return 0

@@ -1,0 +1,200 @@
+"""The virtual board, CPython side: runs firmware/main.py in the MicroPython unix port with the fake
+machine/rp2 modules (host/virtual_board/fakes) behind a pseudo-terminal that the host opens exactly
+like /dev/ttyACM0.
+
+The fakes, firmware and person are compiled with mpy-cross into build/virtual_board (bytecode is what
+the Pico runs too, and compiling big modules from source would not fit a 100 KB heap). The process is
+respawned when it exits (a watchdog or machine.reset, mpremote's soft reset), on the same pty.
+"""
+
+import os
+import pty
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+
+from vagal_host.errors import VagalError
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+VIRTUAL = ROOT / "host" / "virtual_board"
+FAKES = VIRTUAL / "fakes"
+BUILD = ROOT / "build" / "virtual_board"
+ADC_RAW_HZ = 1000  # the rate firmware/vagal/board.py runs the ADC at
+
+
+def _tool(name):
+    cand = Path(sys.executable).parent / name
+    if cand.exists():
+        return str(cand)
+    found = shutil.which(name)
+    if not found:
+        raise VagalError("%s not found: install the project (make setup)" % name)
+    return found
+
+
+def build(dest=BUILD):
+    """Compile fakes, firmware and the person to .mpy under dest (only what changed). -> MICROPYPATH."""
+    mpy_cross = _tool("mpy-cross")
+    plan = [(FAKES, dest / "fakes"), (FIRMWARE, dest / "firmware"), (VIRTUAL, dest / "host")]
+    for src_dir, out_dir in plan:
+        for src in sorted(src_dir.rglob("*.py")):
+            rel = src.relative_to(src_dir)
+            if src_dir == VIRTUAL and rel.parts[0] == "fakes":
+                continue
+            if rel.name in ("manifest.py",) or "__pycache__" in rel.parts:
+                continue
+            out = (out_dir / rel).with_suffix(".mpy")
+            if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            r = subprocess.run([mpy_cross, "-o", str(out), str(src)], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise VagalError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
+    return ":".join([str(dest / "fakes"), str(dest / "firmware"), str(dest / "host"), ".frozen"])
+
+
+def write_recording(samples, fs, path, rate=ADC_RAW_HZ):
+    """Resample read_u16-scale samples (zero-order hold) to the ADC rate as 12-bit codes: VAGALREC."""
+    import numpy as np
+
+    x = np.asarray(samples, dtype=np.int64)
+    if x.size == 0:
+        raise VagalError("recording has no samples")
+    n_out = max(1, int(round(x.size * rate / float(fs))))
+    idx = np.minimum((np.arange(n_out) * float(fs) / rate).astype(np.int64), x.size - 1)
+    codes = (np.clip(x[idx], 0, 65535) >> 4).astype("<u2")
+    with open(path, "wb") as f:
+        f.write(b"VAGALREC %d %d\n" % (rate, n_out))
+        f.write(codes.tobytes())
+
+
+def person_spec(seed=1, hr=65.0, resonance=0.09, adherence=0.9, **extra):
+    parts = ["seed=%d" % seed, "hr=%g" % hr, "resonance=%g" % resonance, "adherence=%g" % adherence]
+    parts += ["%s=%g" % (k, v) for k, v in extra.items()]
+    return ",".join(parts)
+
+
+class VirtualBoard:
+    """Context manager: a virtual Pico on a pty. `.port` is the path to open with pyserial."""
+
+    def __init__(self, speed=1, recording=None, column=None, fs=None, person=None, wrap_s=None,
+                 heapsize="256K", settings_path=None, log_path=None, respawn=True, buttons=None,
+                 script=None, env=None):
+        if speed != "max" and float(speed) <= 0:
+            raise VagalError("--speed must be > 0 (or 'max')")
+        self.speed = speed
+        self.recording = recording
+        self.column = column
+        self.fs = fs
+        self.person = person if person is not None else person_spec()
+        self.wrap_s = wrap_s
+        self.heapsize = heapsize
+        self.respawn = respawn
+        self.buttons = buttons
+        self.module = script or "boot"  # host/virtual_board/boot.py, run as a module (.mpy)
+        self.extra_env = env or {}
+        self.tmp = Path(tempfile.mkdtemp(prefix="vagal-virtual-"))
+        self.settings_path = settings_path or str(self.tmp / "settings.json")
+        self.log_path = Path(log_path) if log_path else self.tmp / "board.log"
+        self.proc = None
+        self.spawns = 0
+        self.exit_codes = []
+        self._stopping = False
+        self._master = self._slave = None
+        self._thread = None
+        self.port = None
+
+    # -- lifecycle
+    def start(self):
+        self._mpypath = build()
+        if self.recording:
+            from vagal_host.recording import load_recording
+
+            rec = load_recording(self.recording, self.column, self.fs)
+            self._rec_file = self.tmp / "recording.bin"
+            write_recording(rec.samples, rec.fs, self._rec_file)
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._slave)
+        tty.setraw(self._master)
+        self.port = os.ttyname(self._slave)
+        self._spawn()
+        if self.respawn:
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def _env(self):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = self._mpypath
+        env["VAGAL_VIRTUAL_SPEED"] = str(self.speed)
+        env["VAGAL_VIRTUAL_SETTINGS"] = self.settings_path
+        for k in ("VAGAL_VIRTUAL_RECORDING", "VAGAL_VIRTUAL_PERSON", "VAGAL_VIRTUAL_WRAP_S",
+                  "VAGAL_VIRTUAL_BUTTON"):
+            env.pop(k, None)
+        if self.recording:
+            env["VAGAL_VIRTUAL_RECORDING"] = str(self._rec_file)
+        else:
+            env["VAGAL_VIRTUAL_PERSON"] = self.person
+        if self.wrap_s is not None:
+            env["VAGAL_VIRTUAL_WRAP_S"] = str(self.wrap_s)
+        if self.buttons:
+            env["VAGAL_VIRTUAL_BUTTON"] = self.buttons
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self):
+        micropython = _tool("micropython")
+        log = open(self.log_path, "ab")
+        # the slave end is stdin and stdout, as USB CDC is sys.stdin/sys.stdout on the Pico
+        self.proc = subprocess.Popen(
+            [micropython, "-X", "heapsize=%s" % self.heapsize, "-m", self.module],
+            stdin=self._slave, stdout=self._slave, stderr=log, env=self._env(), cwd=str(self.tmp),
+            start_new_session=True)
+        log.close()
+        self.spawns += 1
+
+    def _watch(self):
+        while not self._stopping:
+            code = self.proc.wait()
+            if self._stopping:
+                break
+            self.exit_codes.append(code)
+            time.sleep(0.2)
+            if not self._stopping:
+                self._spawn()
+
+    def stop(self):
+        self._stopping = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = None
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
