@@ -274,12 +274,15 @@ def run_irq(t_us, handler, arg, hard):
     try:
         if hard:
             micropython.heap_lock()
+            failed = False
             try:
                 handler(arg)
             except MemoryError:
-                raise AssertionError("hard IRQ handler %r allocated (heap locked, as on the Pico)" % handler)
+                failed = True
             finally:
                 micropython.heap_unlock()
+            if failed:
+                raise AssertionError("hard IRQ handler %r allocated (heap locked, as on the Pico)" % handler)
         else:
             handler(arg)
     finally:
