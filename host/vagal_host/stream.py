@@ -427,6 +427,7 @@ class Streamer:
         elif view == "headless":
             self.notice = lambda text: print("[%8.1f s] %s" % (self.elapsed(), text), file=self.err,
                                              flush=True)
+            self.notice("streaming %s -> %s" % (self.path, self.session_path))
         next_view = 0.0
         next_status = self.clock() + (status_every or STATUS_S)
         try:

@@ -1,5 +1,6 @@
 """`vagal demo`: the virtual board with a simulated person, streamed like a real Pico (`make run`)."""
 
+import json
 import sys
 import time
 
@@ -10,15 +11,19 @@ HELP = "run the virtual board with a simulated person and stream it (headless un
 
 SLOW_FACTOR = 4.0  # give up if the virtual board runs this much slower than --speed asks
 SLOW_GRACE_S = 20.0
+MAX_RESPAWNS = 3  # the board is restarted like a reset Pico, but not forever
+STATUS_BOARD_S = 5.0  # headless status about every 5 board seconds (at least 1 s apart)
 
 
-def _number(name, text, lo=0.0):
+def _number(name, text, lo=None, hi=None, positive=False):
     try:
         v = float(text)
-    except ValueError:
+    except (TypeError, ValueError):
         raise VagalError("%s must be a number, not %r" % (name, text)) from None
-    if not v > lo or v == float("inf"):
-        raise VagalError("%s must be > %g, not %r" % (name, lo, text))
+    if v != v or v in (float("inf"), float("-inf")) or (positive and not v > 0):
+        raise VagalError("%s must be a number > 0, not %r" % (name, text))
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise VagalError("%s %g outside %g..%g" % (name, v, lo, hi))
     return v
 
 
@@ -31,35 +36,60 @@ def add_arguments(p):
                    help="session file to write (default sessions/<timestamp>.vagal)")
     p.add_argument("--overwrite", action="store_true", help="replace the session file if it exists")
     p.add_argument("--live", action="store_true", help="show the live terminal view (default: headless)")
+    p.add_argument("--rate", metavar="BPM", help="pacer rate in breaths/min (default: the firmware's, 6)")
+    p.add_argument("--hr", default="65", metavar="BPM", help="the simulated person's mean heart rate")
+    p.add_argument("--resonance", default="0.09", metavar="HZ",
+                   help="the person's resonance frequency, 0.075-0.11 Hz")
+    p.add_argument("--adherence", default="0.9", metavar="A",
+                   help="how closely the person breathes with the pacer, 0..1")
+    p.add_argument("--seed", default=1, type=int, help="the person's random seed")
 
 
 def run(args):
+    from vagal import pacer
     from vagal_host.stream import Streamer
-    from vagal_host.virtual import VirtualBoard
+    from vagal_host.virtual import VirtualBoard, person_spec
 
-    duration = _number("--duration", args.duration) if args.duration is not None else None
-    speed = _number("--speed", args.speed)
-    board = VirtualBoard(speed=speed)
+    duration = _number("--duration", args.duration, positive=True) if args.duration is not None else None
+    speed = _number("--speed", args.speed, positive=True)
+    hr = _number("--hr", args.hr, 30, 200)
+    resonance = _number("--resonance", args.resonance, 0.075, 0.11)
+    adherence = _number("--adherence", args.adherence, 0, 1)
+    person = person_spec(args.seed, hr, resonance, adherence)
+    header = {"source": "virtual board", "person": person}
+    settings = {}
+    if args.rate is not None:
+        rate = _number("--rate", args.rate, pacer.RATE_MIN / 1000, pacer.RATE_MAX / 1000)
+        settings["rate_mbpm"] = int(round(rate * 1000))
+        header["rate_mbpm"] = str(settings["rate_mbpm"])
+
+    board = VirtualBoard(speed=speed, person=person)
+    if settings:  # the board's own settings file, as if set on the device before this session
+        with open(board.settings_path, "w") as f:
+            json.dump(settings, f)
     board.start()
+    streamer = None
+    why = []
     try:
-        streamer = Streamer(board.port, args.session, overwrite=args.overwrite, speed=speed,
-                            header={"source": "virtual board, simulated person"})
+        streamer = Streamer(board.port, args.session, overwrite=args.overwrite, speed=speed, header=header)
         t0 = time.monotonic()
         limit_s = None if duration is None else duration / speed * SLOW_FACTOR + SLOW_GRACE_S
-        why = []
 
         def stop(s):
             if duration is not None and s.state.board_ms >= duration * 1000:
                 return True
-            if not board.running():
-                why.append("the virtual board exited (%s)" % board.exit_reason())
+            if len(board.exit_codes) >= MAX_RESPAWNS:
+                why.append("the virtual board keeps exiting (codes %s); its log: %s"
+                           % (board.exit_codes, _log_tail(board)))
                 return True
             if limit_s is not None and time.monotonic() - t0 > limit_s:
-                why.append("the virtual board ran far slower than --speed %g" % speed)
+                why.append("the virtual board ran far slower than --speed %g (log: %s)"
+                           % (speed, _log_tail(board)))
                 return True
             return False
 
-        streamer.run(stop=stop, view="live" if args.live else "headless")
+        streamer.run(stop=stop, view="live" if args.live else "headless",
+                     status_every=max(1.0, STATUS_BOARD_S / speed))
     finally:
         board.stop()
     print(streamer.summary())
@@ -67,3 +97,8 @@ def run(args):
     if why:
         raise VagalError(why[0])
     return 0
+
+
+def _log_tail(board):
+    lines = [x for x in board.log_text().splitlines() if x.strip()]
+    return " | ".join(lines[-3:]) or "(empty)"
