@@ -101,7 +101,7 @@ def test_stream_survives_the_virtual_board_being_unplugged_and_replugged(tmp_pat
             if len(boards) == 2 and s.state.connected:
                 marks.setdefault("beats_at_replug", s.state.beat_count)
                 return s.state.beat_count - marks["beats_at_replug"] >= 10
-            return s.elapsed() > 60
+            return s.elapsed() > 30
 
         streamer.run(stop=stop)
     finally:

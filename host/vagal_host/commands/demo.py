@@ -11,6 +11,7 @@ HELP = "run the virtual board with a simulated person and stream it (headless un
 
 SLOW_FACTOR = 4.0  # give up if the virtual board runs this much slower than --speed asks
 SLOW_GRACE_S = 20.0
+SILENT_S = 10.0  # a board that has sent no line at all by then is not going to
 MAX_RESPAWNS = 3  # the board is restarted like a reset Pico, but not forever
 STATUS_BOARD_S = 5.0  # headless status about every 5 board seconds (at least 1 s apart)
 
@@ -82,7 +83,12 @@ def run(args):
                 why.append("the virtual board keeps exiting (codes %s); its log: %s"
                            % (board.exit_codes, _log_tail(board)))
                 return True
-            if limit_s is not None and time.monotonic() - t0 > limit_s:
+            waited = time.monotonic() - t0
+            if waited > SILENT_S and sum(s.counts()) == 0:
+                why.append("the virtual board sent nothing in %g s on %s (log: %s)"
+                           % (SILENT_S, board.port, _log_tail(board)))
+                return True
+            if limit_s is not None and waited > limit_s:
                 why.append("the virtual board ran far slower than --speed %g (log: %s)"
                            % (speed, _log_tail(board)))
                 return True
