@@ -349,3 +349,30 @@ def test_cli_live_view_in_a_terminal(tmp_path):
     assert "\x1b[" in text  # drawn with terminal control sequences, not plain prints
     assert "60.0 bpm" in text
     assert "session: " in text and "4 beats" in text and "session file: " in text
+
+
+def test_headless_cli_ends_cleanly_on_sigterm(tmp_path):
+    """Scripts stop `vagal stream --headless` with kill: the session is closed and summarised."""
+    import subprocess
+    import sys
+
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1), linger=True)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vagal_host.cli", "stream", "--port", link, "--headless",
+             "--session", "k.vagal"], cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        session = tmp_path / "k.vagal"
+        deadline = time.monotonic() + 20
+        while not (session.exists() and b"log 10 " in session.read_bytes()):  # all lines on disk
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    finally:
+        w.kill()
+    assert proc.returncode == 0, err
+    assert "4 beats" in out and "session file: k.vagal" in out
+    s = read_session(str(tmp_path / "k.vagal"))
+    assert s.events[-1].name == "end" and s.received == len(BOARD1)

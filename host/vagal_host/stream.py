@@ -8,7 +8,9 @@ the same session file, because a person moving a USB cable must not end their se
 import collections
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import serial
@@ -29,6 +31,10 @@ HOST_MAX_LINE = 4096  # longer lines are dropped (counted); the protocol's own l
 VIEW_HZ = 10
 STATUS_S = 5.0
 SPARK = "▁▂▃▄▅▆▇█"
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def find_picos():
@@ -314,6 +320,8 @@ class Streamer:
         self.auto = port in (None, "", "auto")
         self.clock = clock
         self.err = err if err is not None else sys.stderr
+        self.closed = False
+        self.duration = 0.0
         self.path = resolve_port(port)
         self.session_path = session_path or default_path()
         self.state = LiveState(speed, clock)
@@ -334,7 +342,6 @@ class Streamer:
         self.state.port = self.path
         self._connected("connected")
         self._next_retry = 0.0
-        self.closed = False
 
     # ------------------------------------------------------------------ connection
     def _connected(self, event):
@@ -410,7 +417,8 @@ class Streamer:
         return self.writer.counter.totals()
 
     def elapsed(self):
-        return self.writer.now()
+        """Session seconds so far (fixed once the session is closed)."""
+        return self.duration if self.closed else self.writer.now()
 
     def run(self, duration=None, stop=None, view=None, status_every=None):
         """Poll until duration (host s), stop(self) is true, or Ctrl-C; then close. -> True if Ctrl-C.
@@ -430,6 +438,9 @@ class Streamer:
             self.notice("streaming %s -> %s" % (self.path, self.session_path))
         next_view = 0.0
         next_status = self.clock() + (status_every or STATUS_S)
+        old_term = None
+        if threading.current_thread() is threading.main_thread():  # `kill` from a script: end cleanly
+            old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             while True:
                 if duration is not None and self.elapsed() >= duration:
@@ -447,6 +458,8 @@ class Streamer:
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
             if live is not None:
                 live.update(self.renderable(), refresh=True)
                 live.stop()
@@ -459,6 +472,7 @@ class Streamer:
     def close(self):
         if self.closed:
             return
+        self.duration = self.writer.now()
         self.closed = True
         if self.ser is not None:
             self.recorder.cut()
