@@ -59,14 +59,14 @@ class PtyWriter:
         self.pid = pid
 
     def wait(self):
-        os.waitpid(self.pid, 0)
-        os.close(self.slave)
+        if self.pid is not None:
+            os.waitpid(self.pid, 0)
+            os.close(self.slave)
+            self.pid = None
 
     def kill(self):
-        try:
+        if self.pid is not None:
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.wait()
 
 
@@ -376,3 +376,40 @@ def test_headless_cli_ends_cleanly_on_sigterm(tmp_path):
     assert "4 beats" in out and "session file: k.vagal" in out
     s = read_session(str(tmp_path / "k.vagal"))
     assert s.events[-1].name == "end" and s.received == len(BOARD1)
+
+
+def test_auto_port_redetects_a_board_that_comes_back_on_another_path(tmp_path, monkeypatch):
+    """--port auto: after an unplug the USB search runs again, and the board may be a new ttyACM."""
+
+    class Port:
+        def __init__(self, device):
+            self.device, self.vid, self.serial_number, self.description = device, 0x2E8A, "E661", "Pico"
+
+    ports = []
+    monkeypatch.setattr(stream_mod.serial.tools.list_ports, "comports", lambda: list(ports))
+    acm0, acm1 = str(tmp_path / "ttyACM0"), str(tmp_path / "ttyACM1")
+    w1 = PtyWriter(acm0, [HOST_HELLO] + lines(0, BOARD1[:5]) + [0.3])
+    ports.append(Port(acm0))
+    streamer = Streamer("auto", str(tmp_path / "auto.vagal"), err=io.StringIO())
+    assert streamer.path == acm0
+    writers = [w1]
+
+    def stop(s):
+        if not s.state.connected and len(writers) == 1:
+            ports.clear()  # unplugged: nothing found for a while
+            w1.wait()
+            if s.elapsed() > 1.0:
+                writers.append(PtyWriter(acm1, [HOST_HELLO] + lines(0, BOARD2), linger=True))
+                ports.append(Port(acm1))
+        return s.state.connected and s.path == acm1 and s.state.beat_count >= 1 + 3
+
+    try:
+        streamer.run(duration=10, stop=stop)
+    finally:
+        for w in writers[1:]:
+            w.kill()
+    assert streamer.path == acm1 and streamer.state.reconnections == 1
+    s = read_session(str(tmp_path / "auto.vagal"))
+    assert [(e.name, e.detail) for e in s.events if e.name.endswith("connected") and e.name != "disconnected"] == [
+        ("connected", acm0), ("reconnected", acm1)]
+    assert s.received == 5 + len(BOARD2) and s.lost == 0 and s.corrupt == 0
