@@ -25,6 +25,7 @@ deploy` detects the unix port and writes under its working directory instead of 
 import os
 import pty
 import select
+import shutil
 import signal
 import subprocess
 import termios
@@ -36,6 +37,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = os.path.join(REPO, ".venv", "bin", "micropython")
 
 _RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+SETSID = shutil.which("setsid")  # util-linux: `setsid --ctty` = new session, stdin as controlling tty
 
 
 def _open_pty(keep_isig):
@@ -67,6 +69,8 @@ class ReplBoard:
         self.port = None
         self._thread = None
         self._running = False
+        self._interrupt_until = 0
+        self._next_sigint = 0
 
     # ---- lifecycle -------------------------------------------------------------------------
     def __enter__(self):
@@ -105,17 +109,26 @@ class ReplBoard:
     def _spawn(self, raw, run_main=True):
         master, slave = _open_pty(keep_isig=True)
         slave_name = os.ttyname(slave)
-
-        def make_controlling_tty():
-            os.setsid()
-            os.close(os.open(slave_name, os.O_RDWR))  # first tty opened after setsid -> ctty
-
         args = [self.micropython, "-X", "heapsize=" + self.heapsize]
         if run_main and not raw and os.path.exists(os.path.join(self.root, "main.py")):
             args += ["-i", "main.py"]
         env = dict(os.environ, MICROPYPATH=".frozen:lib")
-        self._proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=self.root,
-                                      env=env, preexec_fn=make_controlling_tty)
+        if SETSID:
+            # New session with the board pty as controlling terminal, without a Python preexec_fn:
+            # that would keep a forked copy of the host's open serial port (and its lock) alive
+            # for milliseconds, and a deploy right after a reset would find the port locked.
+            # SIGINT starts ignored (see _pump): CPython, which hosts this unix port, then leaves it
+            # alone and only MicroPython's own handler ever catches it.
+            args = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", SETSID, "--ctty"] + args
+            self._proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=self.root, env=env)
+        else:
+            def make_controlling_tty():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                os.setsid()
+                os.close(os.open(slave_name, os.O_RDWR))  # first tty opened after setsid -> ctty
+
+            self._proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=self.root,
+                                          env=env, preexec_fn=make_controlling_tty)
         os.close(slave)
         self._proc_master = master
         self._raw_mode = False
@@ -201,14 +214,42 @@ class ReplBoard:
                 except OSError:
                     data = b""
                 if data:
+                    if b"\x03" in data and self._executing():
+                        self._interrupt_until = time.monotonic() + 3.0
+                        self._next_sigint = time.monotonic() + 0.2
                     try:
                         os.write(self._proc_master, data)
                     except OSError:
                         board_gone = True
+            self._keep_interrupting()
             if board_gone or (self._proc is not None and self._proc.poll() is not None):
                 if self._running:
                     self._drain_board()
                     self._soft_reset()
+
+    def _executing(self):
+        """True while the process runs code: its REPL clears ISIG only while it waits for input."""
+        try:
+            return bool(termios.tcgetattr(self._proc_master)[3] & termios.ISIG)
+        except (termios.error, OSError, TypeError):
+            return False
+
+    def _keep_interrupting(self):
+        """A Pico acts on Ctrl-C at any moment; the unix port misses a SIGINT that comes before
+        it installs its handler (while it is still starting). So until the program has stopped
+        (its REPL waits for input) send SIGINT again every 0.2 s, for at most 3 s."""
+        if not self._interrupt_until:
+            return
+        now = time.monotonic()
+        if now > self._interrupt_until or self._proc is None or not self._executing():
+            self._interrupt_until = 0
+            return
+        if now >= self._next_sigint:
+            self._next_sigint = now + 0.2
+            try:
+                os.killpg(self._proc.pid, signal.SIGINT)
+            except OSError:
+                pass
 
     def _drain_board(self):
         while True:

@@ -89,6 +89,14 @@ except OSError:
 print(repr((_vf, _vd)))
 """
 
+_FROZEN_CHECK = """\
+try:
+    import vagal
+    print(repr(getattr(vagal, '__file__', '').startswith('.frozen')))
+except ImportError:
+    print(repr(False))
+"""
+
 _BOARD_INFO = """\
 import sys, os
 _i = sys.implementation
@@ -165,10 +173,10 @@ def mpy_cross_path():
 def mpy_cross_version(mpy_cross=None):
     """(MicroPython version text, .mpy major, .mpy sub-version) that this mpy-cross emits."""
     out = subprocess.run([mpy_cross or mpy_cross_path(), "--version"], capture_output=True, text=True)
-    m = re.search(r"MicroPython (v\S+).*emitting mpy v(\d+)\.(\d+)", out.stdout + out.stderr)
+    m = re.search(r"MicroPython (v[^\s;]+).*emitting mpy v(\d+)(?:\.(\d+))?", out.stdout + out.stderr)
     if not m:
         raise VagalError("cannot tell which .mpy version mpy-cross emits: %r" % (out.stdout + out.stderr).strip())
-    return m.group(1), int(m.group(2)), int(m.group(3))
+    return m.group(1), int(m.group(2)), int(m.group(3) or 0)
 
 
 def compile_mpy(source, board_name, mpy_cross=None, march=MARCH):
@@ -280,6 +288,34 @@ class BoardSession:
         with contextlib.suppress(Exception):
             self.transport.close()
 
+    def interrupt(self, attempts=5, quiet_s=0.3, limit_s=2.0):
+        """Ctrl-C until the board stops talking (the app has stopped and sits at the REPL).
+
+        mpremote's enter_raw_repl sends one Ctrl-C and then waits for the raw REPL banner with a
+        timeout that only runs while the line is silent, so a board still printing (a Ctrl-C lost
+        while the app was starting, an app slow to stop) would hang it forever."""
+        ser = self.transport.serial
+        try:
+            for _ in range(attempts):
+                ser.write(b"\r\x03\x03")
+                start = last = time.monotonic()
+                while True:
+                    n = ser.in_waiting
+                    now = time.monotonic()
+                    if n:
+                        ser.read(n)
+                        last = now
+                    elif now - last >= quiet_s:
+                        return
+                    if now - start >= limit_s:
+                        break
+                    time.sleep(0.02)
+        except Exception as e:
+            raise Lost(_reason(e))
+        raise VagalError("the board on %s keeps printing after Ctrl-C: its program does not stop "
+                         "(interrupts disabled?). Reset it (unplug/replug) and deploy right away"
+                         % self.port)
+
     def enter_raw_repl(self, timeouts=(3, 5, 10)):
         """Interrupt the running program (Ctrl-C) and soft-reset into the raw REPL.
 
@@ -381,6 +417,7 @@ def deploy(port="auto", source=False, reset=True, firmware_dir=FIRMWARE_DIR, pro
     step = "connecting"
     try:
         step = "interrupting the running program"
+        session.interrupt()
         session.enter_raw_repl()
         board = BoardInfo(*session.eval(_BOARD_INFO, "asking the board its version"))
         progress("board: %s" % board.describe())
@@ -397,15 +434,20 @@ def deploy(port="auto", source=False, reset=True, firmware_dir=FIRMWARE_DIR, pro
         progress("%d files: %d unchanged, %d to copy, %d stale to remove"
                  % (len(plan), len(plan) - len(changed), len(changed), len(stale)))
 
+        # Leftovers of an interrupted deploy go first (their names are about to be reused); files
+        # that left the firmware go last, so an interrupted deploy leaves a board that still runs.
+        leftovers = [rel for rel in stale if rel.endswith(TMP_SUFFIX)]
         made_dirs = set(dirs) | {d for rel in on_board for d in _dirs_of(rel)}
+        for rel in leftovers:
+            step = "removing " + rel
+            _remove(session, board, rel, progress)
         for i, rel in enumerate(changed, 1):
             step = "copying " + rel
             _copy_one(session, board, rel, plan[rel], made_dirs, progress, "[%d/%d]" % (i, len(changed)))
-
         for rel in stale:
-            step = "removing " + rel
-            session.run("import os\nos.remove(%r)" % (board.root + rel), step)
-            progress("removed %s" % rel)
+            if rel not in leftovers:
+                step = "removing " + rel
+                _remove(session, board, rel, progress)
         for d in sorted((d for d in dirs if not any(rel.startswith(d + "/") for rel in plan)),
                         key=len, reverse=True):
             step = "removing " + d
@@ -419,6 +461,9 @@ def deploy(port="auto", source=False, reset=True, firmware_dir=FIRMWARE_DIR, pro
             raise VagalError("verification failed on the board: %s" % ", ".join(
                 ["%s differs" % r for r in bad] + ["%s left over" % r for r in extra]))
         progress("verified %d files by sha256 on the board" % len(plan))
+        if session.eval(_FROZEN_CHECK, "checking for a frozen vagal"):
+            progress("warning: this board's firmware has vagal frozen in (.frozen comes before /lib): "
+                     "the deployed files are not what runs; rebuild the firmware instead")
 
         if reset:
             step = "resetting"
@@ -444,6 +489,11 @@ def _list_ours(session, board, plan):
     files, dirs = session.eval(_LIST_OURS % {"root": board.root, "pkg": PACKAGE_DIR_ON_BOARD, "top": top},
                                "hashing the files on the board")
     return files, dirs
+
+
+def _remove(session, board, rel, progress):
+    session.run("import os\ntry:\n os.remove(%r)\nexcept OSError:\n pass" % (board.root + rel), "removing " + rel)
+    progress("removed %s" % rel)
 
 
 def _copy_one(session, board, rel, data, made_dirs, progress, counter):
