@@ -126,12 +126,12 @@ def test_first_deploy_copies_everything_verified_on_the_board_and_starts_the_app
     assert any("MicroPython 1.29.0" in m and ".mpy v6" in m for m in result["messages"])
 
 
-def test_unchanged_deploy_copies_nothing(board, firmware):
+def test_unchanged_deploy_copies_nothing(board, firmware, capsys):
     run_deploy(board, firmware)
     files = list((Path(board.root) / "lib" / "vagal").iterdir()) + [Path(board.root) / "main.py"]
     stamps = {p: p.stat().st_mtime_ns for p in files}
-    result = run_deploy(board, firmware)
-    assert result["copied"] == [] and result["removed"] == [] and result["unchanged"] == 4
+    assert main(["deploy", "--port", board.port, "--firmware", str(firmware)]) == 0
+    assert "0 copied, 4 unchanged, 0 removed, 4 verified" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in files} == stamps  # not even rewritten
     assert hashes_on_board(board) == expected(firmware)
 
@@ -230,3 +230,66 @@ def test_unix_port_in_the_host_root_is_refused():
     with pytest.raises(VagalError, match="host's root"):
         deployer.BoardInfo("linux", "", (1, 29, 0), 2822, "linux", "/")
     assert deployer.BoardInfo("rp2", "", (1, 28, 0), 6 | 3 << 8 | 4 << 10, "Raspberry Pi Pico with RP2040", "/").root == "/"
+
+
+# ---- packaging: firmware/package.json (mip) and firmware/manifest.py (freezing) -------------------
+
+FIRMWARE = REPO / "firmware"
+
+
+def firmware_files():
+    """Every firmware file, named relative to firmware/: what both descriptions must cover, exactly."""
+    return sorted(["main.py"] + ["vagal/" + p.name for p in (FIRMWARE / "vagal").glob("*.py")])
+
+
+def test_package_json_lists_exactly_the_firmware_files():
+    import json
+
+    doc = json.loads((FIRMWARE / "package.json").read_text())
+    sources = sorted(src for dest, src in doc["urls"])
+    assert sources == firmware_files(), "stale: run `python -m vagal_host.deploy package-json`"
+    for dest, src in doc["urls"]:  # each goes where deploy puts it (install with --target /)
+        assert dest == ("main.py" if src == "main.py" else "lib/" + src), (dest, src)
+    import vagal
+    assert doc["version"] == vagal.VERSION and doc.get("deps", []) == []
+
+
+def eval_manifest(path):
+    """Run a MicroPython manifest.py with the manifest API of tools/manifestfile.py, expanding
+    package()/module() the way it does; return (frozen files relative to firmware/, includes)."""
+    frozen, includes = [], []
+    here = Path(path).parent
+
+    def package(package_path, files=None, base_path=".", opt=None):
+        base = here / base_path
+        if files is None:
+            files = [p.relative_to(base / package_path).as_posix()
+                     for p in sorted((base / package_path).rglob("*.py"))]
+        frozen.extend((Path(base_path) / package_path / f).as_posix().lstrip("./") for f in files)
+
+    def module(module_path, base_path=".", opt=None):
+        assert (here / base_path / module_path).is_file(), module_path
+        frozen.append((Path(base_path) / module_path).as_posix().lstrip("./"))
+
+    api = {"package": package, "module": module, "include": includes.append,
+           "require": lambda *a, **k: None, "metadata": lambda *a, **k: None,
+           "freeze": lambda *a, **k: pytest.fail("freeze() would freeze a whole directory: use package/module")}
+    exec(compile(Path(path).read_text(), str(path), "exec"), api)
+    return sorted(frozen), includes
+
+
+def test_manifest_freezes_exactly_the_firmware_files_and_keeps_the_ports_modules():
+    frozen, includes = eval_manifest(FIRMWARE / "manifest.py")
+    assert frozen == firmware_files()
+    assert includes == ["$(PORT_DIR)/boards/manifest.py"]  # the rp2 defaults, which include asyncio
+
+
+def test_mpremote_mip_installs_the_package(board):
+    """`mpremote mip install` with our package.json (local path here, github:... in real use)."""
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "mpremote"), "connect", board.port, "mip", "install",
+                           "--target", board.root, str(FIRMWARE / "package.json")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    want = {("main.py" if f == "main.py" else "lib/" + f): hashlib.sha256((FIRMWARE / f).read_bytes()).hexdigest()
+            for f in firmware_files()}
+    assert hashes_on_board(board) == want

