@@ -85,11 +85,12 @@ class VirtualBoard:
 
     def __init__(self, speed=1, recording=None, column=None, fs=None, person=None, wrap_s=None,
                  heapsize="256K", settings_path=None, log_path=None, respawn=True, buttons=None,
-                 script=None, env=None):
+                 script=None, env=None, rec_file=None):
         if speed != "max" and float(speed) <= 0:
             raise VagalError("--speed must be > 0 (or 'max')")
         self.speed = speed
         self.recording = recording
+        self._rec_file = rec_file  # a ready VAGALREC file (tests: a cheap looped source)
         self.column = column
         self.fs = fs
         self.person = person if person is not None else person_spec()
@@ -106,7 +107,7 @@ class VirtualBoard:
         self.spawns = 0
         self.exit_codes = []
         self._stopping = False
-        self._master = self._slave = None
+        self._master = self._slave = self._a_master = self._a_slave = None
         self._thread = None
         self.port = None
 
@@ -119,11 +120,19 @@ class VirtualBoard:
             rec = load_recording(self.recording, self.column, self.fs)
             self._rec_file = self.tmp / "recording.bin"
             write_recording(rec.samples, rec.fs, self._rec_file)
+        # pty A: the firmware's USB (its slave end is the process's stdin/stdout, raw);
+        # pty B: the port the host opens (its slave path). A relay thread joins the two masters and,
+        # like the Pico's USB CDC with no host reading, drops output the host does not take.
+        self._a_master, self._a_slave = pty.openpty()
         self._master, self._slave = pty.openpty()
-        tty.setraw(self._slave)
-        tty.setraw(self._master)
+        for fd in (self._a_slave, self._slave):
+            tty.setraw(fd)
+        os.set_blocking(self._master, False)
         self.port = os.ttyname(self._slave)
+        self.dropped_bytes = 0
         self._spawn()
+        self._relay_thread = threading.Thread(target=self._relay, daemon=True)
+        self._relay_thread.start()
         if self.respawn:
             self._thread = threading.Thread(target=self._watch, daemon=True)
             self._thread.start()
@@ -137,7 +146,7 @@ class VirtualBoard:
         for k in ("VAGAL_VIRTUAL_RECORDING", "VAGAL_VIRTUAL_PERSON", "VAGAL_VIRTUAL_WRAP_S",
                   "VAGAL_VIRTUAL_BUTTON"):
             env.pop(k, None)
-        if self.recording:
+        if self.recording or self._rec_file:
             env["VAGAL_VIRTUAL_RECORDING"] = str(self._rec_file)
         else:
             env["VAGAL_VIRTUAL_PERSON"] = self.person
@@ -154,10 +163,41 @@ class VirtualBoard:
         # the slave end is stdin and stdout, as USB CDC is sys.stdin/sys.stdout on the Pico
         self.proc = subprocess.Popen(
             [micropython, "-X", "heapsize=%s" % self.heapsize, "-m", self.module],
-            stdin=self._slave, stdout=self._slave, stderr=log, env=self._env(), cwd=str(self.tmp),
+            stdin=self._a_slave, stdout=self._a_slave, stderr=log, env=self._env(), cwd=str(self.tmp),
             start_new_session=True)
         log.close()
         self.spawns += 1
+
+    def _relay(self):
+        import select
+
+        a, b = self._a_master, self._master
+        while not self._stopping:
+            try:
+                r, _, _ = select.select([a, b], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if a in r:
+                try:
+                    data = os.read(a, 65536)
+                except OSError:
+                    data = b""
+                if data:
+                    try:
+                        n = os.write(b, data)
+                    except BlockingIOError:
+                        n = 0
+                    except OSError:
+                        n = 0
+                    self.dropped_bytes += len(data) - n
+            if b in r:
+                try:
+                    data = os.read(b, 4096)
+                except OSError:
+                    data = b""
+                    time.sleep(0.05)  # no host has the port open
+                if data:
+                    os.write(a, data)
 
     def _watch(self):
         while not self._stopping:
@@ -178,13 +218,13 @@ class VirtualBoard:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for fd in (self._master, self._slave):
+        for fd in (self._master, self._slave, self._a_master, self._a_slave):
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self._master = self._slave = None
+        self._master = self._slave = self._a_master = self._a_slave = None
 
     def log_text(self):
         try:
