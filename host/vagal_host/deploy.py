@@ -229,8 +229,10 @@ def check_mpy_compatible(board, mpy_header, emitter_text):
                          % (arch, mpy_header[1], mpy_header[2] & 3, board.describe()))
 
 
-def build_plan(board, source=False, firmware_dir=FIRMWARE_DIR, mpy_cross=None, progress=None):
-    """{path on the board (relative to its root): bytes} for everything we deploy."""
+def build_plan(source=False, firmware_dir=FIRMWARE_DIR, mpy_cross=None, progress=None):
+    """({path on the board, relative to its root: bytes}, mpy-cross version text or None).
+
+    Done before touching the board, so a compile error leaves the running app alone."""
     plan = {}
     emitter = None
     for src, board_name in firmware_sources(firmware_dir):
@@ -242,11 +244,16 @@ def build_plan(board, source=False, firmware_dir=FIRMWARE_DIR, mpy_cross=None, p
             emitter = mpy_cross_version(mpy_cross)
             if progress:
                 progress("compiling with mpy-cross %s (.mpy v%d.%d) -march=%s" % (emitter + (MARCH,)))
-        data = compile_mpy(src, board_name, mpy_cross)
-        check_mpy_compatible(board, data[:4], emitter[0])
-        plan[board_name[:-3] + ".mpy"] = data
+        plan[board_name[:-3] + ".mpy"] = compile_mpy(src, board_name, mpy_cross)
     assert SETTINGS_ON_BOARD not in plan
-    return plan
+    return plan, emitter and emitter[0]
+
+
+def check_plan_loads(board, plan, emitter_text):
+    """Every .mpy in the plan must be loadable by this board."""
+    for rel, data in sorted(plan.items()):
+        if rel.endswith(".mpy"):
+            check_mpy_compatible(board, data[:4], emitter_text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,6 +442,7 @@ def deploy(port="auto", source=False, reset=True, firmware_dir=FIRMWARE_DIR, pro
            comports=None, mpy_cross=None):
     """Deploy the firmware; return a summary dict (copied, removed, unchanged, verified, board)."""
     port = resolve_port(port, comports)
+    plan, emitter = build_plan(source=source, firmware_dir=firmware_dir, mpy_cross=mpy_cross, progress=progress)
     progress("connecting to %s" % port)
     session = BoardSession(port, progress)
     step = "connecting"
@@ -448,8 +456,7 @@ def deploy(port="auto", source=False, reset=True, firmware_dir=FIRMWARE_DIR, pro
             session.run("import machine\nmachine.mem32[%d] &= ~%d" % (RP2040_WATCHDOG_CTRL, WATCHDOG_ENABLE_BIT),
                         "stopping the watchdog")
 
-        plan = build_plan(board, source=source, firmware_dir=firmware_dir, mpy_cross=mpy_cross,
-                          progress=progress)
+        check_plan_loads(board, plan, emitter)
         step = "hashing the files on the board"
         on_board, dirs = _list_ours(session, board, plan)
         changed = sorted(rel for rel, data in plan.items() if on_board.get(rel) != _sha256(data))
