@@ -13,7 +13,7 @@ WASM_DIR := tests/wasm
 STAMP := $(VENV)/.installed
 FIRMWARE_PY := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*' | sort)
 # The MicroPython unix port searches only MICROPYPATH: keep .frozen so asyncio imports.
-MPY_PATH := firmware:tests/portable:.frozen
+MPY_PATH := firmware:tests/portable:host/virtual_board:.frozen
 
 .PHONY: all setup test test-cpython test-unix test-wasm test-mpy-cross run demo bench hardware clean
 
