@@ -1,0 +1,60 @@
+"""vagal replay / evaluate on bad input: one line naming the problem, exit 2, nothing written;
+and on good input a beats file at the synthetic heart rate."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from vagal_host.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent / "portable"))
+import synth_ppg  # noqa: E402
+
+
+def _good(path, fs=100, seconds=30):
+    x, truth = synth_ppg.ppg(fs, seconds, hr_bpm=66, seed=4)
+    path.write_text("time,ppg\n" + "".join("%d,%d\n" % (i, v) for i, v in enumerate(x)))
+    return truth
+
+
+@pytest.mark.parametrize("engine", ["cpython", "micropython"])
+def test_replay_writes_beats(tmp_path, capsys, engine):
+    rec = tmp_path / "rec.csv"
+    truth = _good(rec)
+    out = tmp_path / "beats.csv"
+    assert main(["replay", str(rec), "--column", "ppg", "--fs", "100", "--beats", str(out), "--engine", engine]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("time_s,ibi_ms")
+    assert abs(len(rows) - 1 - len(truth)) <= 1
+    line = capsys.readouterr().out
+    assert "beats=" in line and "mean_hr=" in line
+
+
+@pytest.mark.parametrize("content,args,needle", [
+    (None, ["--column", "ppg", "--fs", "100"], "no such file"),
+    ("time,ppg\n1,2\n", ["--column", "nope", "--fs", "100"], "no column 'nope'"),
+    ("time,ppg\n1,2\n2,abc\n", ["--column", "ppg", "--fs", "100"], "line 3"),
+    ("time,ppg\n1,2\n2,nan\n", ["--column", "ppg", "--fs", "100"], "not a finite number"),
+    ("", ["--column", "ppg", "--fs", "100"], "is empty"),
+    ("time,ppg\n", ["--column", "ppg", "--fs", "100"], "no samples"),
+    ("time,ppg\n1,2\n2,3\n", ["--column", "ppg", "--fs", "20"], "out of range"),
+    ("time,ppg\n1,2\n2,3\n", ["--column", "ppg", "--fs", "fast"], "not a number"),
+    ("time,ppg\n1,2\n2,3\n", ["--column", "ppg"], "--fs is required"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, needle):
+    rec = tmp_path / "rec.csv"
+    if content is not None:
+        rec.write_text(content)
+    out = tmp_path / "beats.csv"
+    out.write_text("previous results\n")
+    assert main(["replay", str(rec), "--beats", str(out)] + args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert out.read_text() == "previous results\n"          # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["beats.csv"] + (["rec.csv"] if content is not None else []))
+
+
+def test_evaluate_without_references_is_an_error(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "no recordings" in capsys.readouterr().err
