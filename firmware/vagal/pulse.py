@@ -102,7 +102,7 @@ class BeatDetector:
         self._s2 = 0
         self._is = 0
         self._ssf = 0
-        self._n = 0                 # samples seen (saturating)
+        self._primed = 0            # filters filled with the first sample
         self._hi = 0                # history write index
         self._prev_lp = 0
         self._qh = 0
@@ -153,10 +153,8 @@ class BeatDetector:
         if self._nq:
             self._pop()          # a beat found by the start-up rescan, reported one per sample
             return True
-        if self._n == 0:
+        if not self._primed:
             self._prime(x)
-        if self._n < 1000000:
-            self._n += 1
         # --- raw signal quality: drop-out, rail and clipped flat tops, judged sample by sample
         bad = 0
         if x <= DROPOUT_LEVEL:
@@ -325,6 +323,7 @@ class BeatDetector:
         self._s2 = x * self._l2
         self._prev_lp = x
         self._run_x = x
+        self._primed = 1
 
     def _relearn(self):
         self._learn = 0
