@@ -33,6 +33,18 @@ MESSAGES = (
     ("raw", (("t_ms", INT), ("fs", INT), ("x", INTS))),
     ("stats", (("t_ms", INT), ("lost", INT), ("jitter_us", INT), ("loop_us", INT), ("heap_free", INT),
                ("rx_bad", INT))),
+    ("mode", (("t_ms", INT), ("mode", TOKEN), ("source", TOKEN))),
+    ("breath", (("t_ms", INT), ("valid", INT), ("swing_x10", INT), ("fit_x10", INT), ("phase_deg", INT),
+                ("hr_x10", INT), ("rate_mbpm", INT))),
+    ("coherence", (("t_ms", INT), ("ratio_x100", INT), ("peak_mhz", INT))),
+    ("assess_step", (("t_ms", INT), ("rate_mbpm", INT), ("breaths", INT), ("swing_x10", INT),
+                     ("fit_x10", INT), ("phase_deg", INT), ("coherence_x100", INT))),
+    ("assess_result", (("t_ms", INT), ("state", TOKEN), ("rate_mbpm", INT), ("chosen_mbpm", INT),
+                       ("date", TOKEN))),
+    ("summary", (("t_ms", INT), ("mode", TOKEN), ("hr_x10", INT), ("swing_x10", INT),
+                 ("coherent_pct", INT), ("rate_mbpm", INT), ("breaths", INT))),
+    ("status", (("t_ms", INT), ("running", INT), ("mode", TOKEN), ("quality", TOKEN), ("rate_mbpm", INT),
+                ("hr_x10", INT), ("lost", INT))),
     ("log", (("level", TOKEN), ("text", TEXT))),
     ("ok", (("id", INT), ("text", TEXT))),
     ("err", (("id", INT), ("reason", TEXT))),
@@ -48,6 +60,9 @@ COMMANDS = (
     ("start", ()),
     ("stop", ()),
     ("raw", (("state", TOKEN),)),
+    ("mode", (("name", TOKEN),)),
+    ("status", ()),
+    ("date", (("day", TOKEN),)),
 )
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
