@@ -17,7 +17,8 @@ typically 60-200 ms after the peak.
 Signal quality is judged on the raw samples: drop-outs to zero, a rail or a clipped flat top,
 a flat line (no finger), amplitude collapse and motion bursts. In any of those states no beat is
 emitted; after the signal comes back the detector waits for its filters to settle, relearns the
-pulse amplitude from the new signal and then detects again, typically within two to three beats.
+pulse amplitude from the first full upstroke of the new signal, rescans what it learned from (so
+that beat is not lost, and still reported within 0.5 s of its peak) and detects again.
 
 Everything in push() is integer arithmetic on small ints held in preallocated arrays: no
 allocation, no float, every value far inside |x| < 2**30 (see _check_ranges in the tests).
@@ -70,7 +71,10 @@ class BeatDetector:
         self._dicrotic = fs * 45 // 100       # a weak upstroke within 450 ms may be the dicrotic wave
         self._peak_window = fs * 60 // 100    # a peak must be confirmed within 600 ms of onset
         self._settle = self._l1 + self._l2 + self._w + fs // 2   # filters forget a bad stretch
-        self._learn_len = fs * 12 // 10       # learn the pulse size for 1.2 s, then rescan it
+        # Learn the pulse size from the first full upstroke (at least 0.4 s, at most 2 s), then
+        # rescan the learning window: ending at the first upstroke keeps its beat within 0.5 s.
+        self._learn_min = fs * 4 // 10
+        self._learn_len = fs * 2
         self._block = max(8, fs // 4)         # raw quality blocks of 250 ms
         self._period_us = 1000000 // fs       # nominal, only to size the missed-beat wait
         self._stuck_len = max(3, fs * 200 // 1000)  # held 200 ms at an extreme: clipping
@@ -124,6 +128,7 @@ class BeatDetector:
         # detection
         self._learn = 0
         self._learn_ssf = 0
+        self._learn_max_at = 0
         self._ssf_avg = 0           # running mean SSF maximum of accepted pulses
         self._amp_avg = 0           # running mean pulse amplitude (low-passed units)
         self._ibi_avg = 0           # running mean interval (us)
@@ -228,7 +233,12 @@ class BeatDetector:
             self._learn += 1
             if ssf > self._learn_ssf:
                 self._learn_ssf = ssf
-            if self._learn >= self._learn_len:
+                self._learn_max_at = self._learn
+            # an upstroke is over once its slope sum fell to a quarter of its maximum (a maximum
+            # after the SSF window filled, so not a fragment at the very start)
+            if self._learn >= self._learn_len or (
+                    self._learn >= self._learn_min and self._learn_max_at > self._w
+                    and ssf * 4 < self._learn_ssf):
                 self._end_learning()
                 if self._nq:
                     self._pop()
@@ -328,6 +338,7 @@ class BeatDetector:
     def _relearn(self):
         self._learn = 0
         self._learn_ssf = 0
+        self._learn_max_at = 0
         self._have_prev = 0
         self._cand = 0
         self._ssf_avg = 0
