@@ -11,18 +11,19 @@ import numpy as np
 from vagal.replay import Replay
 from vagal_host import scoring
 from vagal_host.errors import VagalError
-from vagal_host.recording import load_recording
+from vagal_host.recording import load_recording, read_column
 from vagal_host.replay_engines import rate_fraction
 
 PPG_COLUMNS = ("PPG", "PLETH", "ppg", "pleth", "PPG Finger", "Pleth")
+ECG_COLUMNS = ("ECG", "II", "ecg", "ECG II")
 
 
 class Case:
     """One recording with its R-peak references: what evaluate scores."""
 
-    def __init__(self, name, signal, column, fs, rpeaks, exclude):
+    def __init__(self, name, signal, column, fs, rpeaks, exclude, ecg_column=None):
         self.name, self.signal, self.column, self.fs = name, signal, column, fs
-        self.rpeaks, self.exclude = rpeaks, exclude
+        self.rpeaks, self.exclude, self.ecg_column = rpeaks, exclude, ecg_column
 
 
 def _header(path):
@@ -56,7 +57,8 @@ def discover(folder):
         if fs is None:
             raise VagalError("%s: cannot tell the sample rate (no 'fs=' in its first line)" % rp)
         ex = rp.parent / (stem + "_exclude.csv")
-        cases.append(Case(stem, signal, column, fs, rp, ex if ex.exists() else None))
+        ecg = next((c for c in ECG_COLUMNS if c in cols), None)
+        cases.append(Case(stem, signal, column, fs, rp, ex if ex.exists() else None, ecg))
     return cases
 
 
@@ -69,8 +71,21 @@ def run_case(case):
         r.feed(x)
     rows = out.getvalue().splitlines()[1:]
     det = np.array([float(row.split(",", 1)[0]) for row in rows])
+    return score_case(case, det, rec.duration_s)
+
+
+def score_case(case, det, duration_s):
+    """Score detections; also the IBI error against sub-sample R-peaks when the ECG is in the file
+    (sc.ibi_err_fine_ms, NaN without an ECG column): see scoring.subsample_rpeaks for why."""
     ref = scoring.read_times(case.rpeaks, case.fs)
-    return scoring.score(case.name, ref, det, rec.duration_s, scoring.read_exclusions(case.exclude))
+    exclusions = scoring.read_exclusions(case.exclude)
+    sc = scoring.score(case.name, ref, det, duration_s, exclusions)
+    sc.ibi_err_fine_ms = float("nan")
+    if case.ecg_column:
+        ecg, _ = read_column(case.signal, case.ecg_column)   # as recorded, not mapped/clipped
+        fine = scoring.subsample_rpeaks(ref, ecg, case.fs)
+        sc.ibi_err_fine_ms = scoring.score(case.name, fine, det, duration_s, exclusions).ibi_err_ms
+    return sc
 
 
 def evaluate(cases, jobs=None):
@@ -87,4 +102,8 @@ def pooled(scores):
     fn = sum(s.fn for s in scores)
     n = sum(s.n_ibi for s in scores)
     ibi = sum(s.ibi_err_ms * s.n_ibi for s in scores if s.n_ibi) / n if n else float("nan")
-    return scoring.Score("pooled", tp, fp, fn, ibi, n, float("nan"))
+    sc = scoring.Score("pooled", tp, fp, fn, ibi, n, float("nan"))
+    fine = [s for s in scores if s.n_ibi and getattr(s, "ibi_err_fine_ms", float("nan")) == s.ibi_err_fine_ms]
+    nf = sum(s.n_ibi for s in fine)
+    sc.ibi_err_fine_ms = sum(s.ibi_err_fine_ms * s.n_ibi for s in fine) / nf if nf else float("nan")
+    return sc

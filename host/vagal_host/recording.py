@@ -115,6 +115,11 @@ def _read_wfdb(path, column):
     return values, column, float(rec.fs)
 
 
+def read_column(path, column):
+    """One CSV column as recorded (floats, not mapped to ADC counts): (values, column name)."""
+    return _read_csv(path, column)
+
+
 def to_adc(values):
     """Map values into read_u16() counts; returns (ints, description of the scaling)."""
     lo = min(values)

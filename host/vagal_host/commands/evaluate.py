@@ -23,10 +23,12 @@ def run(args):
     if args.jobs is not None and args.jobs < 1:
         raise VagalError("--jobs must be at least 1")
     scores = evaluate(cases, args.jobs)
-    print("%-28s %7s %7s %7s %6s %5s %5s %9s %7s" % (
-        "recording", "F1 %", "Se %", "PPV %", "TP", "FP", "FN", "IBI err", "lag s"))
+    print("%-28s %7s %7s %7s %6s %5s %5s %9s %12s %7s" % (
+        "recording", "F1 %", "Se %", "PPV %", "TP", "FP", "FN", "IBI err", "sub-sample R", "lag s"))
     for s in scores + [pooled(scores)]:
-        print("%-28s %7.2f %7.2f %7.2f %6d %5d %5d %6.2f ms %7.3f" % (
+        print("%-28s %7.2f %7.2f %7.2f %6d %5d %5d %6.2f ms %9.2f ms %7.3f" % (
             s.name, 100 * s.f1, 100 * s.sensitivity, 100 * s.precision, s.tp, s.fp, s.fn,
-            s.ibi_err_ms, s.lag_s))
+            s.ibi_err_ms, getattr(s, "ibi_err_fine_ms", float("nan")), s.lag_s))
+    print("IBI err: against the R-peak references as given (whole samples); sub-sample R: against the "
+          "same R-peaks refined on the ECG (scoring.subsample_rpeaks)")
     return 0
