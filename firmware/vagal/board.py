@@ -279,28 +279,11 @@ class Board:
         if (self._done & 1) != half:  # an IRQ was lost (latency > one half): keep parity
             self._done += 1
         self._done += 1
-        j = ticks_diff(now, self._t_irq)
-        if j > self.jitter_us_max:
-            self.jitter_us_max = j
-        if j < self.jitter_us_min:
-            self.jitter_us_min = j
-        t = ticks_add(self._t_irq, self._irq_step)
-        acc = self._t_irq_acc + self._irq_rem
-        if acc >= _CLK_DEN:
-            acc -= _CLK_DEN
-            t = ticks_add(t, 1)
-        self._t_irq = t
-        self._t_irq_acc = acc
+        self._irq_clock(now)
 
     def _irq_timer(self, timer):
         """Hard timer IRQ at fs: one ADC reading into the ring. Must not allocate."""
-        now = ticks_us()
-        t = self._t_irq
-        j = ticks_diff(now, t)
-        if j > self.jitter_us_max:
-            self.jitter_us_max = j
-        if j < self.jitter_us_min:
-            self.jitter_us_min = j
+        t = self._irq_clock(ticks_us())
         w = self._w
         if w - self._r >= TIMER_RING:
             self.lost_samples += 1
@@ -310,13 +293,24 @@ class Board:
             self._ring_x[i] = self._adc.read_u16()
             self._ring_t[i] = t
             self._w = w + 1
-        t = ticks_add(t, self._irq_step)
+
+    def _irq_clock(self, now):
+        """In an IRQ: note the jitter of `now` against the expected tick, advance the expected tick
+        by one interrupt period (exact fraction carried), and return the tick it expected."""
+        t = self._t_irq
+        j = ticks_diff(now, t)
+        if j > self.jitter_us_max:
+            self.jitter_us_max = j
+        if j < self.jitter_us_min:
+            self.jitter_us_min = j
+        nt = ticks_add(t, self._irq_step)
         acc = self._t_irq_acc + self._irq_rem
         if acc >= _CLK_DEN:
             acc -= _CLK_DEN
-            t = ticks_add(t, 1)
-        self._t_irq = t
+            nt = ticks_add(nt, 1)
+        self._t_irq = nt
         self._t_irq_acc = acc
+        return t
 
     # -------------------------------------------------------------- samples
 
