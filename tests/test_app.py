@@ -267,12 +267,13 @@ def test_pacer_drives_the_led_and_button_toggles_the_session(tmp_path):
     n = len(board.led)
     run_for(app, board, 1)
     assert len(board.led) == n  # idle: the pacer leaves the LED alone
-    board.events.append(2)
+    board.events.append(2)  # idle long press: next mode (practice -> assess), not saved as start-up
     board.events.append(1)
     run_for(app, board, 0.1)
-    assert app.running
-    logs = [m["text"] for m in board.messages() if m.kind == "log"]
-    assert any("long press" in t for t in logs)
+    assert app.running and app.mode == "assess"
+    modes = [(m["mode"], m["source"]) for m in board.messages() if m.kind == "mode"]
+    assert modes == [("practice", "boot"), ("assess", "button")]
+    assert app.settings.get("mode") == "practice"
 
 
 def test_session_clock_and_beats_cross_the_ticks_wrap(tmp_path):

@@ -1,10 +1,16 @@
 """The vagal application: asyncio tasks around a Board object (never machine/rp2 directly).
 
-Tasks: samples -> BeatDetector/HRV, pacer -> LED and motor, serial commands, button, summaries,
-and a supervisor that feeds the watchdog only while every task keeps checking in, so a stalled or
+Tasks: samples -> BeatDetector/HRV/ResonanceMeter, pacer -> LED and motor, serial commands, button,
+summaries, and a supervisor that feeds the watchdog only while every task keeps checking in, so a stalled or
 dead task resets the board. Each task body is a plain method (poll_samples, update_pacer, ...) so
 tests can drive the app step by step with a fake board and a fake clock; step() runs them all once.
 Bad input from the serial line is answered with an `err` line and never raises out of the app.
+
+A session runs in one of four modes (settings.MODES): pace (fixed rate), practice (the stored
+resonance rate, closed-loop Tuner), assess (the stepped Assessment; its result is stored) and
+winddown (WindDown to darkness, then the session ends by itself). Every mode change goes through
+the pacer's glide and a brightness glide, so the light never jumps. Short blink/buzz patterns
+(indicate) say what happened without a screen: they fade the breathing light out and back in.
 """
 
 import asyncio
@@ -13,9 +19,12 @@ from array import array
 import vagal
 from vagal import protocol
 from vagal import settings as settings_mod
+from vagal.assessment import Assessment, Tuner
 from vagal.hrv import HRV
-from vagal.pacer import Pacer
+from vagal.pacer import LEVEL_MAX, RATE_MIN, Pacer, gamma, rise
 from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
+from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, ResonanceMeter
+from vagal.winddown import WindDown
 from vagal.ticks import ticks_add, ticks_diff
 
 try:
@@ -45,6 +54,20 @@ SUMMARY_MS = 1000
 STATS_MS = 5000
 STALL_MS = 2000  # a task silent this long stops the watchdog feeding
 
+BRIGHT_STEP_MS = 100  # the brightness glides by 1 % per step (10 %/s): a mode change never jumps
+PULSE_LOST_MS = 3000  # the pulse must be gone this long before the user is told
+NO_PULSE_MS = 15000  # a session with no pulse found by then says so once
+
+# Indicator patterns (pulses, period_ms, motor_ms): dim raised-cosine blinks over the faded-out
+# breathing light, plus a buzz per pulse when motor_ms > 0 (and haptics are on).
+IND_FADE_MS = 250
+IND_PCT = 35  # blink height, % of the perceptual scale (capped by the brightness setting)
+IND_MODE = (0, 600, 80)  # pulses = 1 + the mode's index: pace 1, practice 2, assess 3, winddown 4
+IND_PULSE_OK = (1, 800, 0)  # one slow blink: pulse found
+IND_PULSE_LOST = (2, 300, 0)  # two quick blinks: no pulse (the pacer goes on without it)
+IND_DONE = (2, 900, 400)  # two long buzzes: assessment done, rate stored
+IND_FAILED = (3, 300, 150)  # three short buzzes: assessment failed, nothing stored
+
 TASK_NAMES = ("samples", "pacer", "serial", "button", "summary")
 _T_SAMPLES = 0
 _T_PACER = 1
@@ -63,6 +86,7 @@ class App:
         self.det = BeatDetector(board.fs)
         self.hrv = HRV(32)
         self.pacer = Pacer()
+        self.meter = ResonanceMeter()
         self.settings = settings_mod.Settings(
             settings_path if settings_path is not None else board.settings_path, self.log)
         self.xbuf = array("H", bytes(2 * SAMPLE_BUF))
@@ -91,6 +115,30 @@ class App:
         self._rem_us = 0
         self._anchor_us = 0
         self._was_inhaling = True
+        self.mode = "practice"
+        self.ctrl = None  # the mode's controller: Tuner, Assessment, WindDown or None (pace)
+        self.date = ""  # today, as told by the `date` command ("" unknown)
+        self.led = 0  # the LED duty last driven
+        self._bright_target = 0
+        self._next_bright_ms = 0
+        self._haptic_pct = -1  # strength last given to the pacer by the controller
+        self._assess_step = 0
+        self._breath_seen = 0
+        self._coh_seen = 0
+        self._hr_sum = 0  # session means for the summary
+        self._hr_n = 0
+        self._coh_n = 0
+        self._coh_good = 0
+        self._pulse_ok = False  # the session has a pulse (told the user)
+        self._pulse_seen = False  # it had one at some time
+        self._pulse_told = False  # "no pulse" already told for the current loss
+        self._lost_ms = 0  # ticks_ms when the pulse went
+        self._ind_n = 0  # pulses of the running indicator pattern (0: none)
+        self._ind_period = 0
+        self._ind_motor = 0
+        self._ind_light = False
+        self._ind_t0 = 0
+        self._ind_total = 0
         now_ms = board.ticks_ms()
         self._next_pacer_msg = now_ms
         self._next_summary = now_ms
@@ -130,6 +178,10 @@ class App:
             self._rem_us = acc - ms * 1000
         return now
 
+    def _clock_ms(self):
+        self._clock()
+        return self.t_ms
+
     def session_ms(self, t_us):
         """Session time in ms of tick t_us (near now)."""
         return self.t_ms + (self._rem_us + ticks_diff(t_us, self._anchor_us)) // 1000
@@ -140,6 +192,7 @@ class App:
         self._anchor_us = self.board.ticks_us()
         self.send_hello()
         self.settings.load()
+        self.mode = self.settings.get("mode")
         self.apply_settings()
         self.raw = self.settings.get("raw")
         self.board.start()
@@ -149,12 +202,109 @@ class App:
         if self.settings.get("autostart"):
             self.start_session("boot")
 
-    def apply_settings(self):
+    def apply_settings(self, key=None):
+        """Put the settings in force (key: the one just changed, None for all); never jumps the light."""
         s = self.settings
-        self.pacer.set_rate(s.get("rate_mbpm"), self.running)
-        self.pacer.set_ratio(s.get("inhale_pct"))
-        self.pacer.set_brightness(s.get("brightness"))
-        self.pacer.set_haptics(s.get("haptics"), s.get("haptic_pct"))
+        p = self.pacer
+        p.set_ratio(s.get("inhale_pct"))
+        winddown = self.mode == "winddown" and self.running
+        if not winddown:
+            p.set_haptics(s.get("haptics"), s.get("haptic_pct"))
+            self._bright_target = s.get("brightness")
+        elif key in (None, "haptics", "winddown_haptic_only"):
+            p.set_haptics(s.get("haptics") or s.get("winddown_haptic_only"))
+        if not self.running:
+            p.set_rate(self._mode_rate(), False)
+            p.set_brightness(self._bright_target)
+            return
+        mode = self.mode
+        now = self._clock()
+        if mode == "pace":
+            p.set_rate(s.get("rate_mbpm"), True)
+        elif mode == "practice":
+            if key in ("rate_mbpm", "resonance_mbpm") or (key == "tuning" and self.ctrl is None):
+                self._start_controller(now, True)
+            elif key == "tuning":
+                self.ctrl.set_enabled(s.get("tuning"), now)
+
+    def _practice_rate(self):
+        r = self.settings.get("resonance_mbpm")
+        return r if r >= RATE_MIN else self.settings.get("rate_mbpm")
+
+    def _mode_rate(self):
+        """The rate a session in the current mode starts at."""
+        mode = self.mode
+        if mode == "practice":
+            return self._practice_rate()
+        if mode == "assess":
+            return 6500
+        if mode == "winddown":
+            return self.settings.get("winddown_start_mbpm")
+        return self.settings.get("rate_mbpm")
+
+    def _start_controller(self, now, glide):
+        """Make the current mode's controller and set the pacer going toward its rate."""
+        s = self.settings
+        p = self.pacer
+        mode = self.mode
+        self.ctrl = None
+        rate = self._mode_rate()
+        bright = s.get("brightness")
+        haptics = s.get("haptics")
+        self._haptic_pct = -1
+        if mode == "practice":
+            if s.get("tuning"):
+                if ABS_MIN_MBPM <= rate <= ABS_MAX_MBPM:
+                    self.ctrl = Tuner(self.meter, rate)
+                    self.ctrl.start(now)
+                else:
+                    self.log("warn", "tuning needs a start rate within %d..%d mbpm, not %d: fixed rate"
+                             % (ABS_MIN_MBPM, ABS_MAX_MBPM, rate))
+        elif mode == "assess":
+            self.ctrl = Assessment(self.meter, step_s=s.get("assess_step_s"))
+            self.ctrl.start(now)
+            self._assess_step = 0
+            rate = self.ctrl.rate_mbpm
+        elif mode == "winddown":
+            haptic_only = s.get("winddown_haptic_only")
+            self.ctrl = WindDown(end_mbpm=self._practice_rate(), minutes=s.get("winddown_min"),
+                                 start_mbpm=rate, brightness_pct=bright,
+                                 haptic_pct=s.get("haptic_pct"), haptic_only=haptic_only,
+                                 meter=self.meter)
+            self.ctrl.start(now)
+            bright = self.ctrl.brightness_pct
+            haptics = haptics or haptic_only
+        p.set_rate(rate, glide)
+        p.set_haptics(haptics, s.get("haptic_pct"))
+        self._bright_target = bright
+        if not glide:
+            p.set_brightness(bright)
+
+    def set_mode(self, name, source):
+        """Switch to mode `name` (a session running goes on, gliding); saved as the start-up mode
+        unless it is assess (a one-off). Returns an error text, or None."""
+        if name not in settings_mod.MODES:
+            return "unknown mode %r (modes: %s)" % (name, ", ".join(settings_mod.MODES))
+        if name != "assess" and self.settings.get("mode") != name:
+            try:
+                self.settings.set("mode", name)
+            except OSError as e:
+                self.log("error", "could not save the mode: %s" % (e,))
+        if self.running:
+            self._abort_assessment()
+            self.mode = name
+            self._start_controller(self._clock(), True)
+            self.send("mode", self.t_ms, name, source)
+        else:
+            self.mode = name
+            self.apply_settings()
+        return None
+
+    def _abort_assessment(self):
+        a = self.ctrl
+        if self.mode == "assess" and a is not None and a.state == Assessment.RUNNING:
+            self.ctrl = None
+            self.send("assess_result", self.t_ms, "aborted", 0, 0, self.date or "-")
 
     def start_session(self, source):
         now = self._clock()
@@ -162,19 +312,45 @@ class App:
         self._rem_us = 0
         self._anchor_us = now
         self.hrv.reset()
+        self.meter.reset()
+        self._breath_seen = self.meter.seq
+        self._coh_seen = self.meter.coherence.seq
+        self._hr_sum = 0
+        self._hr_n = 0
+        self._coh_n = 0
+        self._coh_good = 0
+        self._pulse_ok = self.quality == OK
+        self._pulse_seen = self._pulse_ok
+        self._pulse_told = False
+        self._lost_ms = self.board.ticks_ms()
+        self._ind_n = 0
+        self._start_controller(now, False)
         self.pacer.start(now)
         self._was_inhaling = True
         self.running = True
         self.send("session", 0, "start", source)
+        self.send("mode", 0, self.mode, source)
+        if self._pulse_ok and self.mode != "winddown":
+            self.indicate(IND_PULSE_OK)
         self._send_pacer()
         self._next_pacer_msg = self.board.ticks_ms()
 
     def stop_session(self, source):
         self._clock()
+        self._abort_assessment()
         self.running = False
+        self._ind_n = 0
+        self.led = 0
         self.board.set_led(0)
         self.board.set_motor(0)
+        m = self.meter
+        self.send("summary", self.t_ms, self.mode, self._hr_sum // self._hr_n if self._hr_n else 0,
+                  m.swing_sum_x10 // m.valid_breaths if m.valid_breaths else 0,
+                  self._coh_good * 100 // self._coh_n if self._coh_n else 0,
+                  self.pacer.rate_mbpm, m.valid_breaths)
         self.send("session", self.t_ms, "stop", source)
+        self.ctrl = None
+        self.apply_settings()
 
     # ------------------------------------------------------------------ task bodies
     def poll_samples(self):
@@ -216,31 +392,184 @@ class App:
     def _on_beat(self):
         det = self.det
         ibi = det.beat_ibi_us
-        if ibi > 0:
-            self.hrv.add(ibi)
+        accepted = self.hrv.add(ibi) if ibi > 0 else False
+        self.meter.beat(det.beat_t_us, ibi, accepted)
         self.send("beat", self.session_ms(det.beat_t_us), ibi, det.beat_amp, det.beat_conf)
 
     def _on_quality(self, q):
         self.quality = q
+        self.meter.signal(q == OK)
         if q != OK:
             self.hrv.gap()
+            if self._pulse_ok:
+                self._pulse_ok = False
+                self._pulse_told = False
+                self._lost_ms = self.board.ticks_ms()
+        elif self.running and not self._pulse_ok:
+            self._pulse_ok = True
+            self._pulse_seen = True
+            self._pulse_told = False
+            if self.mode != "winddown":  # the bedside stays still
+                self.indicate(IND_PULSE_OK)
         name = QUALITY_NAMES[q] if 0 <= q < len(QUALITY_NAMES) else "unknown"
         self.send("quality", self.t_ms, name)
 
     def _send_pacer(self):
         p = self.pacer
-        self.send("pacer", self.t_ms, p.rate_mbpm, p.phase, "in" if p.inhaling else "out", p.led)
+        self.send("pacer", self.t_ms, p.rate_mbpm, p.phase, "in" if p.inhaling else "out", self.led)
+
+    # ------------------------------------------------------------------ light and motor signs
+    def indicate(self, pattern, pulses=0):
+        """Start a blink/buzz pattern (IND_*): the breathing light fades out, dim blinks, fades back.
+        No light in wind-down (the bedside stays dark) or at brightness 0; buzzes only with haptics."""
+        self._ind_n = pulses if pulses else pattern[0]
+        self._ind_period = pattern[1]
+        self._ind_motor = pattern[2] if self.pacer.haptics else 0
+        self._ind_light = self.mode != "winddown" and self.settings.get("brightness") > 0
+        self._ind_t0 = self.board.ticks_ms()
+        self._ind_total = 2 * IND_FADE_MS + self._ind_n * self._ind_period
+
+    def _overlay(self, level, motor, now_ms):
+        """LED level (perceptual) and motor with the running indicator pattern laid over them."""
+        e = ticks_diff(now_ms, self._ind_t0)
+        total = self._ind_total
+        if e >= total or e < 0:
+            self._ind_n = 0
+            return level, motor
+        if self._ind_light:
+            a = 256
+            if e < IND_FADE_MS:
+                a = e * 256 // IND_FADE_MS
+            elif e > total - IND_FADE_MS:
+                a = (total - e) * 256 // IND_FADE_MS
+            level = (level >> 8) * (256 - a)
+        k = (e - IND_FADE_MS) // self._ind_period
+        if 0 <= k < self._ind_n and e >= IND_FADE_MS:
+            pos = e - IND_FADE_MS - k * self._ind_period
+            on_ms = self._ind_period * 2 // 3
+            if self._ind_light and pos < on_ms:
+                t = pos * 8192 // on_ms
+                w = rise(t if t < 4096 else 8192 - t)
+                pct = self.settings.get("brightness")
+                pct = IND_PCT if pct > IND_PCT else pct
+                level += w * pct // 100
+            if pos < self._ind_motor:
+                m = self.pacer.motor_level
+                if m > motor:
+                    motor = m
+        if level > LEVEL_MAX:
+            level = LEVEL_MAX
+        return level, motor
+
+    def _drive(self, level, motor, now_ms):
+        if self._ind_n:
+            level, motor = self._overlay(level, motor, now_ms)
+        self.led = gamma(level)
+        self.board.set_led(self.led)
+        self.board.set_motor(motor)
+
+    # ------------------------------------------------------------------ the mode's controller
+    def _send_breath(self):
+        m = self.meter
+        self.send("breath", self.session_ms(m.breath_end_us), 1 if m.valid else 0, m.swing_x10,
+                  m.fit_x10, m.phase_deg, m.hr_x10, m.breath_rate_mbpm)
+
+    def _send_assess_step(self, i):
+        a = self.ctrl
+        self.send("assess_step", self.t_ms, a.rates[i], a.n[i], a.mean_swing_x10(i), a.mean_fit_x10(i),
+                  a.mean_phase_deg(i), a.mean_coherence_x100(i))
+
+    def _assess_finished(self, a):
+        """Store a done assessment's rate and date, say so, and go on in practice mode."""
+        date = self.date
+        state = "done" if a.state == Assessment.DONE else "failed"
+        rate = a.result_mbpm
+        chosen = a.rates[a.best_index] if a.best_index >= 0 else 0
+        if state == "done":
+            try:
+                self.settings.update((("resonance_mbpm", rate), ("resonance_date", date)))
+            except (OSError, ValueError) as e:
+                self.log("error", "assessment result %d mbpm not stored: %s" % (rate, e))
+                state = "failed"
+        self.send("assess_result", self.t_ms, state, rate, chosen, date or "-")
+        self.indicate(IND_DONE if state == "done" else IND_FAILED)
+        self.ctrl = None
+        self.mode = "practice"
+        self._start_controller(self._clock(), True)
+        self.send("mode", self.t_ms, "practice", "auto")
+
+    def _control(self, now):
+        """Breath and coherence lines, then the mode's controller steers the pacer."""
+        m = self.meter
+        if m.seq != self._breath_seen:
+            self._breath_seen = m.seq
+            self._send_breath()
+        c = m.coherence
+        if c.seq != self._coh_seen:
+            self._coh_seen = c.seq
+            ratio = c.coherence_x100
+            self._coh_n += 1
+            if ratio >= 100:
+                self._coh_good += 1
+            self.send("coherence", self.t_ms, ratio, c.peak_mhz if ratio >= 0 else 0)
+        ctrl = self.ctrl
+        if ctrl is None:
+            return
+        p = self.pacer
+        mode = self.mode
+        if mode == "winddown":
+            ctrl.update(now)
+            self._bright_target = ctrl.brightness_pct
+            if ctrl.haptic_pct != self._haptic_pct:
+                self._haptic_pct = ctrl.haptic_pct
+                p.set_haptics(p.haptics, ctrl.haptic_pct)
+            if ctrl.done and p.brightness == 0:
+                self.stop_session("auto")  # darkness and stillness
+                return
+        elif mode == "assess":
+            ctrl.update(now)
+            while self._assess_step < ctrl.step:
+                self._send_assess_step(self._assess_step)
+                self._assess_step += 1
+            if ctrl.state != Assessment.RUNNING:
+                self._send_assess_step(ctrl.step)
+                self._assess_finished(ctrl)
+                return
+        else:
+            ctrl.update(now)
+        if ctrl.rate_mbpm != p.target_mbpm:
+            p.set_rate(ctrl.rate_mbpm)
+
+    def _pulse_check(self, now_ms):
+        """Tell the user once when a session has no pulse (none found, or lost for a while)."""
+        if self._pulse_ok or self._pulse_told:
+            return
+        wait = PULSE_LOST_MS if self._pulse_seen else NO_PULSE_MS
+        if ticks_diff(now_ms, self._lost_ms) >= wait:
+            self._pulse_told = True
+            if self.mode != "winddown":  # wind-down works as a plain timed ramp without a pulse
+                self.indicate(IND_PULSE_LOST)
 
     def update_pacer(self):
-        """Advance the pacer to now and drive the LED and motor (~50 Hz)."""
+        """Advance the pacer to now, steer it by the mode, drive the LED and motor (~50 Hz)."""
+        now_ms = self.board.ticks_ms()
         if not self.running:
+            if self._ind_n:  # a sign while idle (a long press choosing the mode)
+                self._drive(0, 0, now_ms)
             return
         now = self._clock()
         p = self.pacer
+        b = p.brightness
+        if b != self._bright_target and ticks_diff(now_ms, self._next_bright_ms) >= 0:
+            self._next_bright_ms = ticks_add(now_ms, BRIGHT_STEP_MS)
+            p.brightness = b + 1 if b < self._bright_target else b - 1
         p.update(now)
-        self.board.set_led(p.led)
-        self.board.set_motor(p.motor)
-        now_ms = self.board.ticks_ms()
+        self.meter.pace(now, p)
+        self._control(now)
+        if not self.running:  # the controller ended the session
+            return
+        self._pulse_check(now_ms)
+        self._drive(p.level, p.motor, now_ms)
         due = ticks_diff(now_ms, self._next_pacer_msg) >= 0
         if due or p.inhaling != self._was_inhaling:
             self._was_inhaling = p.inhaling
@@ -311,6 +640,28 @@ class App:
                 self.reply_ok(rid, "stopped")
             else:
                 self.reply_ok(rid, "not running")
+        elif kind == "mode":
+            name = msg["name"]
+            err = self.set_mode(name, "host")
+            if err:
+                self.reply_err(rid, err)
+            else:
+                if not self.running:
+                    self.start_session("host")
+                self.reply_ok(rid, "mode " + name)
+        elif kind == "status":
+            q = self.quality
+            self.send("status", self._clock_ms(), 1 if self.running else 0, self.mode,
+                      QUALITY_NAMES[q] if 0 <= q < len(QUALITY_NAMES) else "unknown",
+                      self.pacer.rate_mbpm, self.hrv.hr_x10, self.board.lost_samples)
+            self.reply_ok(rid, "status")
+        elif kind == "date":
+            day = msg["day"]
+            if not settings_mod.valid_date(day):
+                self.reply_err(rid, "date %r: must be a calendar date YYYY-MM-DD (2000..2099)" % day)
+            else:
+                self.date = day
+                self.reply_ok(rid, "date " + day)
         elif kind == "raw":
             state = msg["state"]
             if state in ("on", "1"):
@@ -343,7 +694,10 @@ class App:
         except OSError as e:
             self.reply_err(rid, "could not save settings: %s" % (e,))
             return
-        self.apply_settings()
+        if key == "mode" and value != self.mode:
+            self.set_mode(value, "host")  # the start-up mode, and the session's from now on
+        else:
+            self.apply_settings(key)
         text = settings_mod.format_value(value)
         self.send("setting", key, text)
         self.reply_ok(rid, "set %s=%s" % (key, text))
@@ -356,7 +710,14 @@ class App:
             else:
                 self.start_session("button")
         elif ev == 2:
-            self.log("info", "long press: mode change is reserved")
+            modes = settings_mod.MODES
+            i = 0
+            for k in range(len(modes)):
+                if modes[k] == self.mode:
+                    i = k
+            nxt = modes[(i + 1) % len(modes)]
+            self.set_mode(nxt, "button")
+            self.indicate(IND_MODE, (i + 1) % len(modes) + 1)
 
     def periodic(self):
         """HR/HRV summary about every second, link/timing stats every few seconds."""
@@ -365,6 +726,12 @@ class App:
         if ticks_diff(now_ms, self._next_summary) >= 0:
             self._next_summary = ticks_add(now_ms, SUMMARY_MS)
             h = self.hrv
+            if self.running and h.hr_x10 > 0:
+                self._hr_sum += h.hr_x10
+                self._hr_n += 1
+                if self._hr_n >= 1 << 18:  # keeps the sum a small int in any session length
+                    self._hr_sum >>= 1
+                    self._hr_n >>= 1
             self.send("hrv", self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us, h.count)
         if ticks_diff(now_ms, self._next_stats) >= 0:
             self._next_stats = ticks_add(now_ms, STATS_MS)

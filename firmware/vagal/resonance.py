@@ -97,7 +97,7 @@ class ResonanceMeter:
     pace(now_us, pacer) after every pacer update. Read after `seq` changes: swing_x10 (peak-to-trough
     HR of the beats inside the breath, bpm x10), fit_x10 (peak-to-trough of the fitted sinusoid at the
     breath's frequency, less noisy), phase_deg (HR peak minus end of inhale, degrees, negative =
-    HR peaks before the end of inhale), valid, breath_rate_mbpm, breath_start_us.
+    HR peaks before the end of inhale), valid, breath_rate_mbpm, breath_start_us, breath_end_us.
     """
 
     def __init__(self):
@@ -142,6 +142,7 @@ class ResonanceMeter:
         self.beats_in_breath = 0
         self.breath_rate_mbpm = 0
         self.breath_start_us = 0
+        self.breath_end_us = 0
         self.plv_x100 = 0
         self.entrained = -1  # 1 following the pacer, 0 not, -1 unknown (too few valid breaths)
         self.valid_breaths = 0
@@ -249,6 +250,7 @@ class ResonanceMeter:
                 hi = h
         self.seq += 1
         self.breath_start_us = s
+        self.breath_end_us = self._p_e
         self.breath_rate_mbpm = 60000000 // period_ms if period_ms > 0 else 0
         self.beats_in_breath = n
         valid = not bad and n >= MIN_BEATS and period_ms > 0

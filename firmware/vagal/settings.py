@@ -16,8 +16,13 @@ BOOL = "bool"
 INT = "int"
 STR = "str"
 
+# The session modes, in the order a long press of the button steps through them.
+MODES = ("pace", "practice", "assess", "winddown")
+# Values older firmware wrote for "mode", read as their successors (so an upgrade keeps the choice).
+LEGACY_MODES = (("pacer", "pace"), ("resonance", "practice"))
+
 # (key, type, default, allowed): allowed is (lo, hi) for INT, a tuple of choices for STR
-# ("" = any short printable token up to 32 chars, "date" = YYYY-MM-DD or empty), None for BOOL.
+# ("date" = YYYY-MM-DD or empty), None for BOOL.
 SPECS = (
     ("rate_mbpm", INT, pacer.RATE_DEFAULT, (pacer.RATE_MIN, pacer.RATE_MAX)),
     ("inhale_pct", INT, pacer.INHALE_DEFAULT, (pacer.INHALE_MIN, pacer.INHALE_MAX)),
@@ -26,9 +31,14 @@ SPECS = (
     ("haptic_pct", INT, 40, (0, 100)),
     ("raw", BOOL, False, None),
     ("autostart", BOOL, True, None),
-    ("mode", STR, "pacer", ("pacer", "resonance")),
+    ("mode", STR, "practice", MODES),  # the mode a session starts in
     ("resonance_mbpm", INT, 0, (0, pacer.RATE_MAX)),  # 0 = not measured yet
     ("resonance_date", STR, "", "date"),
+    ("tuning", BOOL, True, None),  # closed-loop tuning in practice mode
+    ("winddown_min", INT, 8, (1, 60)),  # presets 8 and 20
+    ("winddown_start_mbpm", INT, 10500, (pacer.RATE_MIN, pacer.RATE_MAX)),
+    ("winddown_haptic_only", BOOL, False, None),
+    ("assess_step_s", INT, 120, (30, 300)),
 )
 
 KEYS = tuple(s[0] for s in SPECS)
@@ -56,15 +66,22 @@ def _describe(spec):
     return "one of " + "/".join(allowed)
 
 
-def _valid_date(s):
-    if len(s) != 10 or s[4] != "-" or s[7] != "-":
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def valid_date(s):
+    """True for a real calendar date YYYY-MM-DD (year 2000..2099: the device's lifetime)."""
+    if type(s) is not str or len(s) != 10 or s[4] != "-" or s[7] != "-":
         return False
     for i in (0, 1, 2, 3, 5, 6, 8, 9):
         if not "0" <= s[i] <= "9":
             return False
+    year = int(s[:4])
     month = int(s[5:7])
     day = int(s[8:10])
-    return 1 <= month <= 12 and 1 <= day <= 31
+    if not 2000 <= year <= 2099 or not 1 <= month <= 12 or day < 1 or day > _MONTH_DAYS[month - 1]:
+        return False
+    return month != 2 or day < 29 or year % 4 == 0
 
 
 def check(key, value):
@@ -81,7 +98,7 @@ def check(key, value):
         ok = type(value) is bool
     elif type(value) is str:
         if allowed == "date":
-            ok = value == "" or _valid_date(value)
+            ok = value == "" or valid_date(value)
         else:
             ok = value in allowed
     if not ok:
@@ -181,6 +198,12 @@ class Settings:
                 if self.log is not None:
                     self.log("warn", "settings: unknown key %r kept as is" % (key,))
                 continue
+            if key == "mode":
+                for old, new in LEGACY_MODES:
+                    if value == old:
+                        if self.log is not None:
+                            self.log("warn", "settings: mode %r is now called %r" % (old, new))
+                        value = new
             try:
                 self.values[key] = check(key, value)
             except SettingsError as e:
@@ -209,6 +232,22 @@ class Settings:
             self.values[key] = old
             raise
         return value
+
+    def update(self, pairs):
+        """Set several (key, value) pairs, each checked, and save once; SettingsError (nothing
+        changed) if any is bad, OSError if the write fails (old values restored)."""
+        for key, value in pairs:
+            check(key, value)
+        old = {}
+        for key in self.values:
+            old[key] = self.values[key]
+        for key, value in pairs:
+            self.values[key] = value
+        try:
+            self.save()
+        except Exception:
+            self.values = old
+            raise
 
     def reset(self):
         """Back to defaults (unknown keys kept) and save."""

@@ -135,7 +135,7 @@ def test_unknown_keys_are_kept_on_save():
 def test_parse_rejects_bad_command_values_with_a_reason():
     cases = (("rate_mbpm", "abc", "3000..12000"), ("rate_mbpm", "2999", "3000..12000"),
              ("rate_mbpm", "6e3", "integer"), ("rate_mbpm", "", "integer"),
-             ("haptics", "maybe", "true/false"), ("mode", "x", "pacer"),
+             ("haptics", "maybe", "true/false"), ("mode", "x", "practice"),
              ("nosuch", "1", "unknown setting"), ("resonance_date", "yesterday", "YYYY-MM-DD"),
              ("brightness", "0x10", "0..100"))
     for key, text, word in cases:

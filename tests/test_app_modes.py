@@ -1,0 +1,301 @@
+"""The app's modes (pace, practice, assess, winddown), driven step by step on a fake clock.
+
+A simulated person (host/virtual_board/person.py) breathes with the pacer and gives a realistic PPG,
+so breaths, assessment steps and results come from the real core code, not from stubs.
+"""
+
+import json
+import os
+import sys
+
+from test_app import FakeBoard, replies, run_for
+from vagal import app as app_mod
+from vagal import pacer as pacer_mod
+from vagal import protocol as P
+from vagal import settings as S
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "host", "virtual_board"))
+from person import Person  # noqa: E402
+
+
+class PersonBoard(FakeBoard):
+    """FakeBoard whose PPG is a simulated person who sees the pacer's phase while a session runs."""
+
+    def __init__(self, settings_path, person, **kw):
+        super().__init__(settings_path, **kw)
+        self.person = person
+        self.app = None
+
+    def ppg(self, t_s):
+        if not self.contact:
+            self.person.sample(t_s, None)  # time goes on for the person
+            return 0
+        a = self.app
+        phase = a.pacer.phase / pacer_mod.PHASE_ONE if a is not None and a.running else None
+        return int(self.person.sample(t_s, phase) * 65535)
+
+
+def write_settings(tmp_path, **values):
+    (tmp_path / "settings.json").write_text(json.dumps(values))
+
+
+def boot(tmp_path, board=None, **kw):
+    board = board or FakeBoard(str(tmp_path / "settings.json"), **kw)
+    app = app_mod.App(board)
+    board.app = app
+    app.begin()
+    return app, board
+
+
+def person_board(tmp_path, resonance_hz=0.09, seed=3):
+    person = Person(seed=seed, hr_bpm=66.0, resonance_hz=resonance_hz, rsa_bpm=16.0, adherence=1.0,
+                    noise=0.005, artefact_rate=0.0, ectopic_rate=0.0)
+    return PersonBoard(str(tmp_path / "settings.json"), person)
+
+
+def of(board, kind):
+    return [m for m in board.messages() if m.kind == kind]
+
+
+def max_step(levels):
+    return max(abs(b - a) for a, b in zip(levels, levels[1:]))
+
+
+def test_mode_switch_mid_breath_never_jumps_the_led(tmp_path):
+    # the steepest the light moves on its own: a steady breath at the fastest rate used below
+    write_settings(tmp_path, mode="pace", rate_mbpm=10500)
+    ref_app, ref_board = boot(tmp_path)
+    run_for(ref_app, ref_board, 12)
+    steady = max_step(ref_board.led)
+    os.remove(tmp_path / "settings.json")
+
+    app, board = boot(tmp_path)
+    run_for(app, board, 10)  # pulse found, its blink over
+    assert app.mode == "practice" and app._ind_n == 0
+    while not app.pacer.inhaling or app.pacer.phase < pacer_mod.PHASE_ONE // 5:
+        run_for(app, board, 0.02)  # mid-inhale: the light is rising
+    mark = len(board.led)
+    for rid, name in ((1, "winddown"), (2, "pace"), (3, "assess"), (4, "practice")):
+        board.send(P.encode_command("mode", rid, name))
+        run_for(app, board, 3.1)
+        assert replies(board, rid)[0]["text"] == "mode " + name
+        assert app.mode == name
+    levels = board.led[mark:]
+    assert max(levels) > 5000  # the light was on throughout, not a trivially flat line
+    assert max_step(levels) <= steady * 1.05, (max_step(levels), steady)
+    modes = [(m["mode"], m["source"]) for m in of(board, "mode")]
+    assert modes[1:] == [("winddown", "host"), ("pace", "host"), ("assess", "host"),
+                         ("practice", "host")]
+    aborted = [m for m in of(board, "assess_result")]
+    assert len(aborted) == 1 and aborted[0]["state"] == "aborted"
+    assert app.settings.get("resonance_mbpm") == 0  # an aborted assessment stores nothing
+    assert app.settings.get("mode") == "practice"  # switching saves the start-up mode (not assess)
+
+
+def test_assessment_done_stores_the_rate_and_date_then_practice(tmp_path):
+    write_settings(tmp_path, assess_step_s=30, autostart=False)
+    board = person_board(tmp_path, resonance_hz=0.09)  # 5.4 breaths/min
+    app, board = boot(tmp_path, board)
+    board.send(P.encode_command("date", 1, "2026-11-26"))
+    board.send(P.encode_command("mode", 2, "assess"))  # idle: starts a session in that mode
+    run_for(app, board, 0.1)
+    assert replies(board, 1)[0]["text"] == "date 2026-11-26"
+    assert replies(board, 2)[0]["text"] == "mode assess" and app.running
+    t = 0
+    while not of(board, "assess_result") and t < 400:
+        run_for(app, board, 10, step_us=20000)
+        t += 10
+    result = of(board, "assess_result")
+    assert len(result) == 1 and result[0]["state"] == "done", result
+    steps = of(board, "assess_step")
+    assert [s["rate_mbpm"] for s in steps] == [6500, 6000, 5500, 5000, 4500]
+    assert sum(s["breaths"] >= 3 for s in steps) >= 3  # 30 s steps: 2-6 valid breaths each
+    rate = result[0]["rate_mbpm"]
+    assert 4250 <= rate <= 6750 and result[0]["date"] == "2026-11-26"
+    assert result[0]["chosen_mbpm"] in (6500, 6000, 5500, 5000, 4500)
+    stored = json.loads((tmp_path / "settings.json").read_text())
+    assert stored["resonance_mbpm"] == rate and stored["resonance_date"] == "2026-11-26"
+    assert app.mode == "practice" and of(board, "mode")[-1]["source"] == "auto"
+    assert isinstance(app.ctrl, app_mod.Tuner) and app.ctrl.start_mbpm == rate
+    buzz_from = len(board.motor)
+    run_for(app, board, 2)
+    assert max(board.motor[buzz_from:]) > 0  # the "done" buzz
+    breaths = of(board, "breath")
+    assert len(breaths) > 15 and sum(b["valid"] for b in breaths) > 10
+    ends = [b["t_ms"] for b in breaths]
+    assert ends == sorted(ends)
+    assert app.settings.get("mode") == "practice"  # assess ran once, the start-up mode is unchanged
+
+
+def test_signal_lost_mid_assessment_extends_the_step_and_still_ends_cleanly(tmp_path):
+    write_settings(tmp_path, assess_step_s=80, autostart=False)
+    board = person_board(tmp_path, resonance_hz=0.1, seed=7)
+    app, board = boot(tmp_path, board)
+    board.send(P.encode_command("mode", 1, "assess"))
+    run_for(app, board, 0.1)
+    while app.ctrl.step == 0:
+        run_for(app, board, 1, step_us=20000)
+    run_for(app, board, 10, step_us=20000)  # into the second step (6.0/min)
+    gap_from = app.t_ms
+    board.contact = False
+    run_for(app, board, 25, step_us=20000)  # the finger is off for 25 s
+    board.contact = True
+    gap_to = app.t_ms
+    assert app.ctrl.step == 1
+    lost = [m for m in of(board, "quality") if m["state"] != "ok"]
+    assert lost  # the detector noticed
+    t = 0
+    while not of(board, "assess_result") and t < 900:
+        run_for(app, board, 10, step_us=20000)
+        t += 10
+    result = of(board, "assess_result")
+    assert len(result) == 1 and result[0]["state"] in ("done", "failed")
+    steps = of(board, "assess_step")
+    assert [s["rate_mbpm"] for s in steps] == [6500, 6000, 5500, 5000, 4500]
+    ends = [0] + [s["t_ms"] for s in steps]
+    lengths = [b - a for a, b in zip(ends, ends[1:])]
+    assert lengths[0] < 85000, lengths  # a clean step ends on time
+    assert lengths[1] > 90000, lengths  # the step with the drop-out ran on to gather valid breaths
+    assert all(n <= 2 * 80000 + 1000 for n in lengths), lengths  # but never past twice its length
+    breaths_in_gap = [b for b in of(board, "breath") if gap_from + 8000 <= b["t_ms"] <= gap_to]
+    assert breaths_in_gap and not any(b["valid"] for b in breaths_in_gap)
+    if result[0]["state"] == "failed":
+        assert app.settings.get("resonance_mbpm") == 0
+    else:
+        assert app.settings.get("resonance_mbpm") == result[0]["rate_mbpm"]
+    assert app.running and app.mode == "practice" and app.failure is None
+    board.send("ping 9\n")
+    run_for(app, board, 0.1)
+    assert replies(board, 9)[0]["text"] == "pong"
+
+
+def test_reboot_mid_session_keeps_settings_and_starts_in_the_stored_mode(tmp_path):
+    write_settings(tmp_path, resonance_mbpm=5200, resonance_date="2026-11-20", brightness=40)
+    app, board = boot(tmp_path)
+    board.send(P.encode_command("mode", 1, "winddown"))
+    board.send(P.encode_command("set", 2, "winddown_min=20"))
+    run_for(app, board, 5)
+    before = json.loads((tmp_path / "settings.json").read_text())
+    assert before["mode"] == "winddown" and before["winddown_min"] == 20
+    # power cut: a new App on the same settings file
+    app2, board2 = boot(tmp_path)
+    assert app2.settings.values == app.settings.values
+    assert app2.settings.get("resonance_mbpm") == 5200
+    assert app2.running and app2.mode == "winddown"
+    assert [(m["mode"], m["source"]) for m in of(board2, "mode")] == [("winddown", "boot")]
+    assert app2.ctrl.end_mbpm == 5200 and app2.ctrl.duration_ms == 20 * 60000
+    assert not [m for m in board2.messages() if m.kind == "log" and m["level"] == "error"]
+    assert not (tmp_path / "settings.json.tmp").exists()
+
+
+def test_winddown_20_minutes_fades_to_darkness_and_stops_by_itself(tmp_path):
+    write_settings(tmp_path, mode="winddown", winddown_min=20, resonance_mbpm=5500)
+    app, board = boot(tmp_path)
+    board.contact = False  # no finger: a plain timed ramp
+    w = app.ctrl
+    pacer_lines = []
+    minutes = 0
+    while app.running and minutes < 25:
+        run_for(app, board, 60, step_us=20000)
+        pacer_lines += of(board, "pacer")[len(pacer_lines):]
+        minutes += 1
+    assert not app.running and minutes == 20
+    stop = of(board, "session")[-1]
+    assert stop["state"] == "stop" and stop["source"] == "auto"
+    assert 1200000 <= stop["t_ms"] <= 1201000
+    summary = of(board, "summary")[-1]
+    assert summary["mode"] == "winddown" and summary["rate_mbpm"] == 5500
+    assert w.done and w.brightness_pct == 0 and board.motor[-1] == 0
+    assert max(board.led[-500:]) == 0  # dark for the last 10 s
+    # the rate followed the programmed curve within 0.1 breaths/min (after the first glide)
+    worst = max(abs(m["rate_mbpm"] - w.curve_mbpm(m["t_ms"])) for m in pacer_lines if m["t_ms"] > 2000)
+    assert worst <= 100, worst
+    # the light only fades: the top of each breath never rises by more than a brightness step
+    tops = [max(board.led[i:i + 3000]) for i in range(0, len(board.led) - 3000, 3000)]
+    assert tops[0] > 5000 and tops[-1] < 600  # the last minute: a glimmer, then dark
+    assert all(b <= a + 300 for a, b in zip(tops, tops[1:])), tops
+    assert not [m for m in board.messages() if m.kind == "log" and m["level"] == "error"]
+    n = len(board.led)
+    run_for(app, board, 5)
+    assert len(board.led) == n  # quiet: nothing drives the LED any more
+
+
+def test_winddown_haptic_only_keeps_the_light_off(tmp_path):
+    write_settings(tmp_path, mode="winddown", winddown_min=1, winddown_haptic_only=True,
+                   haptics=False)
+    app, board = boot(tmp_path)
+    run_for(app, board, 59, step_us=20000)
+    assert app.running and app.ctrl.holding  # a pulse that does not follow the pacer holds the ramp
+    run_for(app, board, 40, step_us=20000)  # at most 50 % longer
+    assert max(board.led) == 0  # not even a blink at the bedside
+    assert max(board.motor) > 0  # haptic-only turns the cues on
+    assert not app.running and of(board, "session")[-1]["source"] == "auto"
+
+
+def test_bad_mode_and_date_arguments_are_named_and_the_app_runs_on(tmp_path):
+    app, board = boot(tmp_path)
+    board.send("mode 1 disco\n")
+    board.send("mode 2\n")
+    board.send("date 3 2026-02-30\n")
+    board.send("date 4 yesterday\n")
+    board.send("date 5 2026-13-01\n")
+    board.send("set 6 mode=resonance\n")
+    board.send("set 7 winddown_min=61\n")
+    board.send("set 8 assess_step_s=29\n")
+    board.send("status 9\n")
+    run_for(app, board, 0.5)
+    assert "'disco'" in replies(board, 1)[0]["reason"]
+    assert "pace, practice, assess, winddown" in replies(board, 1)[0]["reason"]
+    assert "missing field name" in replies(board, 2)[0]["reason"]
+    for rid, bad in ((3, "2026-02-30"), (4, "yesterday"), (5, "2026-13-01")):
+        r = replies(board, rid)[0]
+        assert r.kind == "err" and bad in r["reason"] and "YYYY-MM-DD" in r["reason"]
+    assert "pace/practice/assess/winddown" in replies(board, 6)[0]["reason"]
+    assert "1..60" in replies(board, 7)[0]["reason"]
+    assert "30..300" in replies(board, 8)[0]["reason"]
+    assert app.mode == "practice" and app.date == "" and app.running and app.failure is None
+    assert app.settings.values == S.defaults()
+    status = of(board, "status")
+    assert len(status) == 1 and status[0]["mode"] == "practice" and status[0]["running"] == 1
+
+
+def test_status_reports_the_session(tmp_path):
+    app, board = boot(tmp_path, hr_bpm=72.0)
+    run_for(app, board, 20)
+    board.send("status 1\n")
+    board.send("stop 2\n")
+    board.send("status 3\n")
+    run_for(app, board, 0.1)
+    first, second = of(board, "status")
+    assert first["running"] == 1 and first["mode"] == "practice" and first["quality"] == "ok"
+    assert abs(first["hr_x10"] - 720) <= 10 and first["rate_mbpm"] == 6000
+    assert 19900 <= first["t_ms"] <= 20200 and first["lost"] == 0
+    assert second["running"] == 0
+    assert replies(board, 3)[0]["text"] == "status"
+    summary = of(board, "summary")
+    assert len(summary) == 1 and abs(summary[0]["hr_x10"] - 720) <= 10
+    assert summary[0]["mode"] == "practice" and summary[0]["t_ms"] >= 20000
+
+
+def test_long_press_steps_through_the_modes_with_a_light_pattern(tmp_path):
+    write_settings(tmp_path, autostart=False)
+    app, board = boot(tmp_path)
+    seen = []
+    for expect in ("assess", "winddown", "pace", "practice"):
+        board.events.append(2)
+        mark = len(board.led)
+        mmark = len(board.motor)
+        run_for(app, board, 4)
+        seen.append(app.mode)
+        led = board.led[mark:]
+        blinks = sum(1 for a, b in zip(led, led[1:]) if a == 0 and b > 0)
+        buzzes = sum(1 for a, b in zip(board.motor[mmark:], board.motor[mmark + 1:]) if a == 0 and b > 0)
+        n = app_mod.settings_mod.MODES.index(expect) + 1
+        assert buzzes == n, (expect, buzzes)
+        if expect == "winddown":
+            assert max(led) == 0  # the bedside mode is announced by the motor only
+        else:
+            assert blinks == n and max(led) <= pacer_mod.gamma(65535 * app_mod.IND_PCT // 100)
+        assert led[-1] == 0 and not app.running
+    assert seen == ["assess", "winddown", "pace", "practice"]
+    assert app.settings.get("mode") == "practice"
