@@ -11,7 +11,8 @@ Contract (used by `vagal resonance` and `vagal report`; keep it stable):
 A SessionAnalysis has plain Python fields (times in seconds from the session start, rates in
 breaths/min, heart rates in bpm; lists of namedtuples defined below):
     index, source, mode, modes [(t_s, mode)], ended ("stop", "reboot", "restart" or "end of file"),
-    beats [Beat], hr [HrPoint], pacer [PacerPoint], quality [QualitySpan], breaths [Breath],
+    beats [Beat], hr [HrPoint] (at each accepted interval's midpoint, as the meter places it),
+    pacer [PacerPoint] (inhale: the line's dir was `in`), quality [QualitySpan], breaths [Breath],
     coherence [CoherencePoint], rates [RateRow], device_breaths [Breath],
     device_coherence [CoherencePoint], device_assessment DeviceAssessment or None,
     device_summary DeviceSummary or None, summary Summary.
@@ -57,7 +58,7 @@ COHERENCE_INSIDE_S = 45  # a coherence value counts for a rate if the rate held 
 
 Beat = collections.namedtuple("Beat", "t_s ibi_ms amp conf accepted")
 HrPoint = collections.namedtuple("HrPoint", "t_s bpm")
-PacerPoint = collections.namedtuple("PacerPoint", "t_s rate_bpm phase led")
+PacerPoint = collections.namedtuple("PacerPoint", "t_s rate_bpm phase led inhale")
 QualitySpan = collections.namedtuple("QualitySpan", "t0_s t1_s state")
 Breath = collections.namedtuple("Breath", "t_s valid swing_bpm fit_bpm phase_deg hr_bpm rate_bpm")
 CoherencePoint = collections.namedtuple("CoherencePoint", "t_s ratio peak_hz")
@@ -344,7 +345,7 @@ def _run_segment(session, out, records, quality_at_start):
             prev_t, prev_total, prev_rate = r.t_ms, totals[k], r.rate_mbpm
             k += 1
             out.pacer.append(PacerPoint(r.t_ms / 1000.0, r.rate_mbpm / 1000.0,
-                                        r.phase / float(PHASE_ONE), r.led))
+                                        r.phase / float(PHASE_ONE), r.led, r.dir == "in"))
         elif t is beat_t or t is quality_t:
             if t is beat_t:
                 e = r.t_ms + REPORT_LAG_MS

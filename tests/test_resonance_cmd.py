@@ -1,0 +1,92 @@
+"""`vagal resonance`: tables on stdout, three PNGs per session, one-line errors and nothing half-written."""
+
+import os
+
+import pytest
+
+from vagal_host import analysis, cli
+from vagal_host.commands import resonance as cmd
+from vagal_host.session import SessionWriter
+
+from test_analysis import DeviceSim, _Clock
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def two_sessions(tmp_path_factory):
+    path = tmp_path_factory.mktemp("res") / "morning.vagal"
+    dev = DeviceSim(path, seed=11)
+    dev.session(130, rate_mbpm=6000, new_rate=(65.0, 5000))
+    dev.now += 3000000
+    dev.session(60, rate_mbpm=5500, quality_gap=(20.0, 30.0))
+    dev.close()
+    return path
+
+
+def test_tables_and_plots(two_sessions, tmp_path, capsys):
+    out = tmp_path / "plots"
+    assert cli.main(["resonance", str(two_sessions), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    got = analysis.analyse_session(two_sessions)
+    assert len(got) == 2
+    names = sorted(os.listdir(out))
+    assert names == sorted("morning-s%d-%s.png" % (i, k) for i in (1, 2) for k in ("hr", "swing", "rates"))
+    for n in names:
+        data = (out / n).read_bytes()
+        assert data[:8] == PNG and len(data) > 5000
+    # every judged breath is a row, and the per-rate rows are those of the analysis
+    for a in got:
+        for b in a.breaths:
+            assert ("%7.1f  %5s  %9.1f" % (b.t_s, "yes" if b.valid else "no", b.swing_bpm)) in text
+        for r in a.rates:
+            assert ("  %8.1f  %7d  %9.1f" % (r.rate_bpm, r.breaths, r.swing_bpm)) in text
+    assert {r.rate_bpm for r in got[0].rates} >= {6.0, 5.0}
+    assert "session 2: source host, mode pace, 60.0 s" in text
+    assert "device sent %d breath lines; re-analysis agrees on validity and swing for %d" % (
+        len(got[0].device_breaths), len(got[0].device_breaths)) in text
+
+
+def test_default_out_is_beside_the_session(two_sessions, tmp_path, capsys):
+    copy = tmp_path / "copy.vagal"
+    copy.write_bytes(two_sessions.read_bytes())
+    assert cli.main(["resonance", str(copy)]) == 0
+    assert (tmp_path / "copy-s1-hr.png").exists() and (tmp_path / "copy-s2-rates.png").exists()
+
+
+def _fails(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vagal resonance: error: ")
+    return err[0]
+
+
+def test_bad_sessions_fail_in_one_line_and_write_nothing(tmp_path, capsys):
+    out = tmp_path / "never"
+    junk = tmp_path / "junk.vagal"
+    junk.write_bytes(b"hello world\n")
+    assert "not a vagal session file" in _fails(["resonance", str(junk), "--out", str(out)], capsys)
+    empty = tmp_path / "empty.vagal"
+    w = SessionWriter(str(empty), "/dev/x", "0.1.0", clock=_Clock())
+    w.close()
+    assert "no session with beats or pacer lines" in _fails(
+        ["resonance", str(empty), "--out", str(out)], capsys)
+    assert "cannot read session file" in _fails(["resonance", str(tmp_path / "nope.vagal")], capsys)
+    assert "is a folder" in _fails(["resonance", str(tmp_path)], capsys)
+    backwards = tmp_path / "backwards.vagal"
+    backwards.write_bytes(b"# vagal session 1\n2.000\t#connected x\n1.000\t#end\n")
+    assert "line 3: time 1.000 goes backwards" in _fails(
+        ["resonance", str(backwards), "--out", str(out)], capsys)
+    assert not out.exists()
+
+
+def test_a_failing_plot_leaves_no_png_and_no_temporary(two_sessions, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "partial"
+
+    def broken(plt, a, title):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cmd, "_plot_rates", broken)
+    assert "No space left on device" in _fails(["resonance", str(two_sessions), "--out", str(out)],
+                                               capsys)
+    assert os.listdir(out) == []
