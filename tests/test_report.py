@@ -1,0 +1,180 @@
+"""vagal report: an HTML page whose figures exist and are real pictures, built from a demo session and
+from sessions holding every message kind; bad input leaves nothing behind."""
+
+import io
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from test_export import build_session, files_in, run_cli
+from vagal_host import report as report_mod
+from vagal_host.progress import Progress
+
+VAGAL = os.path.join(os.path.dirname(sys.executable), "vagal")
+
+
+def images(index_path):
+    """The PNG files the page shows, checked to be real, non-blank pictures; -> their names."""
+    from matplotlib import image
+
+    page = open(index_path, encoding="utf-8").read()
+    names = re.findall(r"<img src='([^']+)'", page)
+    d = os.path.dirname(index_path)
+    for name in names:
+        with open(os.path.join(d, name), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", name
+        px = image.imread(os.path.join(d, name))
+        h, w = px.shape[:2]
+        assert w >= 600 and h >= 250, (name, px.shape)
+        flat = px.reshape(-1, px.shape[2])[:, :3]
+        colours = len({tuple(c) for c in flat[:: max(1, len(flat) // 20000)].round(3)})
+        assert colours > 20, (name, colours)  # not one colour, not a blank frame with a title
+        ink = (flat.sum(axis=1) < 2.5).mean()  # share of pixels that are not (near) white
+        assert ink > 0.02, (name, ink)
+    return names
+
+
+@pytest.fixture(scope="module")
+def demo_session(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo")
+    path = str(d / "demo.vagal")
+    help_text = subprocess.run([VAGAL, "demo", "--help"], capture_output=True, text=True, timeout=60).stdout
+    argv = [VAGAL, "demo", "--duration", "90", "--speed", "20", "--session", path]
+    if "--raw" in help_text:
+        argv.append("--raw")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    return path, "--raw" in help_text
+
+
+def test_report_from_demo_session(demo_session, tmp_path):
+    path, with_raw = demo_session
+    out = tmp_path / "rep"
+    r = subprocess.run([VAGAL, "report", path, "--out", str(out)], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert str(out / "index.html") in r.stdout
+    names = images(str(out / "index.html"))
+    assert "heart_rate.png" in names
+    assert ("pulse.png" in names) == with_raw
+    # 90 s of demo: breaths judged (by the device, or re-analysed), coherence valid after ~70 s
+    assert "swing.png" in names and "coherence.png" in names
+    assert sorted(files_in(out)) == sorted(names + ["index.html"])  # no temporaries, nothing else
+    page = (out / "index.html").read_text()
+    assert "Average heart rate" in page and "beats per minute" in page
+    if not with_raw:
+        assert "raw pulse signal was not recorded in this session" in page
+
+
+def test_report_of_a_session_with_every_message(tmp_path, capsys):
+    path = tmp_path / "full.vagal"
+    build_session(path, parts=((40, "pace"), (200, "assess")), gap=(20, 25))
+    out = tmp_path / "rep"
+    status, stdout, _ = run_cli(["report", str(path), "--out", str(out), "--quiet"], capsys)
+    assert status == 0
+    assert "session 2" in stdout and "longest" in stdout
+    names = images(str(out / "index.html"))
+    assert names == ["pulse.png", "heart_rate.png", "swing.png", "coherence.png", "assessment.png"]
+    page = (out / "index.html").read_text()
+    assert "holds 2 sessions; this page shows session 2" in page
+    # the device's own numbers: summary line and assessment
+    assert "62.1 beats per minute" in page and "12.3 beats per minute" in page and "40 %" in page
+    assert "Your resonance rate: <b>5.90 breaths per minute</b>" in page and "2026-11-26" in page
+    rows = re.findall(r"<tr( class='best')?><td>([0-9.]+)</td>", page)
+    assert [r[1] for r in rows] == ["6.50", "6.00", "5.50"]
+    assert [bool(r[0]) for r in rows] == [False, True, False]
+    assert "worked out afterwards" not in page  # the device sent breaths and coherence itself
+
+
+def test_report_chosen_part_and_default_directory(tmp_path, capsys):
+    path = tmp_path / "two.vagal"
+    build_session(path, parts=((40, "pace"), (100, "practice")), raw=False)
+    status, stdout, _ = run_cli(["report", str(path), "--part", "1", "--quiet"], capsys)
+    assert status == 0
+    out = tmp_path / "two_s1_report"
+    page = (out / "index.html").read_text()
+    assert "this page shows session 1 (40 s, stopped) (choose another" in page
+    assert "<h2>Assessment" not in page
+    assert "raw pulse signal was not recorded" in page
+    names = images(str(out / "index.html"))
+    assert "pulse.png" not in names and "heart_rate.png" in names
+
+
+def test_report_without_breath_lines_uses_reanalysis_or_says_so(tmp_path, capsys):
+    path = tmp_path / "old.vagal"
+    build_session(path, parts=((90, "pace"),), raw=False, extras=False)
+    out = tmp_path / "rep"
+    assert run_cli(["report", str(path), "--out", str(out), "--quiet"], capsys)[0] == 0
+    page = (out / "index.html").read_text()
+    names = images(str(out / "index.html"))
+    try:
+        import vagal_host.analysis  # noqa: F401
+    except ImportError:
+        assert "Swing per breath was not recorded in this session" in page
+        assert "swing.png" not in names
+    else:
+        assert "swing.png" in names and "worked out afterwards" in page
+
+
+@pytest.mark.parametrize("content", [b"", b"# vagal session 1\n0.1\tbeat 1 2 3\n0.05\tbeat 2 3 4\n",
+                                     b"# vagal session 7\n"])
+def test_bad_session_file_one_line_nothing_written(tmp_path, capsys, content):
+    path = tmp_path / "bad.vagal"
+    path.write_bytes(content)
+    out = tmp_path / "rep"
+    status, stdout, err = run_cli(["report", str(path), "--out", str(out)], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "bad.vagal" in err
+    assert not out.exists()
+    assert files_in(tmp_path) == ["bad.vagal"]
+
+
+def test_failure_while_drawing_leaves_no_partial_report(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "s.vagal"
+    build_session(path, parts=((70, "pace"),))
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "index.html").write_text("the previous report")
+
+    def full_disk(data, fname):
+        raise OSError(28, "No space left on device")
+
+    figures = list(report_mod.FIGURES)
+    figures[3] = figures[3][:2] + (full_disk,) + figures[3][3:]  # coherence: after 3 figures were saved
+    monkeypatch.setattr(report_mod, "FIGURES", tuple(figures))
+    status, _, err = run_cli(["report", str(path), "--out", str(out)], capsys)
+    assert status == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert files_in(out) == ["index.html"] and (out / "index.html").read_text() == "the previous report"
+
+
+def test_unwritable_output(tmp_path, capsys):
+    path = tmp_path / "s.vagal"
+    build_session(path, parts=((20, "pace"),), raw=False, extras=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        status, _, err = run_cli(["report", str(path), "--out", str(out)], capsys)
+        assert status == 2 and len(err.strip().splitlines()) == 1 and "file" in err
+    assert blocker.read_text() == "x" and files_in(tmp_path) == ["file", "s.vagal"]
+
+
+# ---- progress
+
+class TTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_only_on_a_terminal_without_quiet_and_after_the_delay():
+    t = [0.0]
+    for stream, quiet, shown in ((io.StringIO(), False, False), (TTY(), True, False), (TTY(), False, True)):
+        with Progress("drawing", total=4, quiet=quiet, stream=stream, clock=lambda: t[0]) as p:
+            p.advance()  # before the delay: nothing yet
+            assert stream.getvalue() == ""
+            t[0] += 2.0
+            p.advance()
+            p.stage("drawing swing")
+        assert bool(stream.getvalue()) == shown, stream.getvalue()
+        if shown:
+            assert "drawing" in stream.getvalue()
