@@ -16,7 +16,12 @@ The ADC reads a source (configured from the environment by the launcher, see con
                            duty the app sets is watched for its turning points (LightWatcher), and
                            the person is told the pacer phase they see.
   VAGAL_VIRTUAL_BUTTON     "t_s:dur_s,..." button presses (virtual seconds from start).
+  VAGAL_VIRTUAL_HEAP_S     every this many virtual seconds: gc.collect() and, on a new maximum,
+                           "virtual board: heap app_live=<bytes> fakes=<bytes> t_s=<s>" on stderr -
+                           the app's live heap, without what the fakes hold (boot.py measures that).
 """
+
+import gc
 
 import sys
 import os
@@ -258,6 +263,11 @@ class _Sim:
         self.busy = False
         self.irq_calls = 0
         self.mem32_writes = []
+        self.heap_every_us = 0
+        self.heap_next_us = 0
+        self.heap_base = 0  # live bytes before the firmware: interpreter start + the fakes
+        self.heap_fakes = 0
+        self.heap_peak = 0
 
 
 sim = _Sim()
@@ -301,8 +311,26 @@ def catch_up():
             _adc_run(now)
         for tm in sim.timers:
             tm._run(now)
+        if sim.heap_every_us and now >= sim.heap_next_us:
+            sim.heap_next_us = now + sim.heap_every_us
+            _heap_probe(now)
     finally:
         sim.busy = False
+
+
+def heap_baseline(interp, fakes):
+    """boot.py: live bytes of the bare interpreter and of the fakes, not counted as the app's."""
+    sim.heap_base = interp + fakes
+    sim.heap_fakes = fakes
+
+
+def _heap_probe(now):
+    gc.collect()
+    live = gc.mem_alloc() - sim.heap_base
+    if live > sim.heap_peak:
+        sim.heap_peak = live
+        sys.stderr.write("virtual board: heap app_live=%d fakes=%d t_s=%d\n"
+                         % (live, sim.heap_fakes, now // 1000000))
 
 
 def _sample_time(i):
@@ -784,3 +812,5 @@ def _env(name):
 
 
 configure(_env("VAGAL_VIRTUAL_RECORDING"), _env("VAGAL_VIRTUAL_PERSON"), _env("VAGAL_VIRTUAL_BUTTON"))
+if _env("VAGAL_VIRTUAL_HEAP_S"):
+    sim.heap_every_us = int(float(_env("VAGAL_VIRTUAL_HEAP_S")) * 1000000)
