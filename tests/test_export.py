@@ -363,3 +363,25 @@ def test_cli_subprocess_exit_status_and_one_line(tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "not a vagal session file" in r.stderr and "Traceback" not in r.stderr
     assert files_in(tmp_path) == ["junk.vagal"]
+
+
+def test_file_starting_inside_a_running_session(tmp_path, capsys):
+    """Streaming began after the session started: no start line, times still from its start."""
+    clock = FakeClock()
+    path = tmp_path / "late.vagal"
+    w = SessionWriter(str(path), "/dev/ttyACM0", "0.1.0", clock=clock)
+    w.event("connected", "/dev/ttyACM0")
+    lines = [("pacer", 600000, 6000, 100, "in", 10), ("beat", 600100, 900000, 1500, 90),
+             ("beat", 601000, 900000, 1500, 90), ("session", 601500, "stop", "button")]
+    for i, values in enumerate(lines):
+        clock.t += 0.5
+        w.received(protocol.encode(values[0], 40 + i, *values[1:]).rstrip("\n").encode())
+    w.close()
+    out = tmp_path / "o"
+    status, stdout, _ = run_cli(["export", str(path), "--format", "csv", "--out", str(out), "--quiet"], capsys)
+    assert status == 0 and "session 1 (10 min 02 s, stopped)" in stdout
+    beats = (out / "late_beats.csv").read_text().splitlines()[1:]
+    assert [b.split(",")[0] for b in beats] == ["600.100", "601.000"]
+    status, _, _ = run_cli(["report", str(path), "--out", str(tmp_path / "r"), "--quiet"], capsys)
+    assert status == 0
+    assert "began after the session had already started" in (tmp_path / "r" / "index.html").read_text()

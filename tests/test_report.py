@@ -12,6 +12,7 @@ import pytest
 from test_export import build_session, files_in, run_cli
 from vagal_host import report as report_mod
 from vagal_host.progress import Progress
+from vagal_host.session import read_session
 
 VAGAL = os.path.join(os.path.dirname(sys.executable), "vagal")
 
@@ -57,12 +58,18 @@ def test_report_from_demo_session(demo_session, tmp_path):
     assert r.returncode == 0, r.stderr
     assert str(out / "index.html") in r.stdout
     names = images(str(out / "index.html"))
+    page = (out / "index.html").read_text()
     assert "heart_rate.png" in names
     assert ("pulse.png" in names) == with_raw
-    # 90 s of demo: breaths judged (by the device, or re-analysed), coherence valid after ~70 s
-    assert "swing.png" in names and "coherence.png" in names
+    # 90 s of demo: breaths judged (by the device, or re-analysed); coherence needs 64 s of clean
+    # signal, which the simulated person's artefacts can prevent: then the page must say so
+    assert "swing.png" in names
+    session = read_session(path)
+    if any(c.ratio_x100 >= 0 for c in session.of_kind("coherence")):
+        assert "coherence.png" in names
+    else:
+        assert "coherence.png" not in names and report_mod.NO_CLEAN_COHERENCE in page
     assert sorted(files_in(out)) == sorted(names + ["index.html"])  # no temporaries, nothing else
-    page = (out / "index.html").read_text()
     assert "Average heart rate" in page and "beats per minute" in page
     if not with_raw:
         assert "raw pulse signal was not recorded in this session" in page
@@ -178,3 +185,13 @@ def test_progress_only_on_a_terminal_without_quiet_and_after_the_delay():
         assert bool(stream.getvalue()) == shown, stream.getvalue()
         if shown:
             assert "drawing" in stream.getvalue()
+
+
+def test_coherence_never_valid_is_explained_not_drawn(tmp_path, capsys):
+    path = tmp_path / "short.vagal"
+    build_session(path, parts=((28, "pace"),), raw=False)  # the device's coherence is -1 until 30 s
+    out = tmp_path / "rep"
+    assert run_cli(["report", str(path), "--out", str(out), "--quiet"], capsys)[0] == 0
+    names = images(str(out / "index.html"))
+    assert "coherence.png" not in names and "swing.png" in names
+    assert report_mod.NO_CLEAN_COHERENCE in (out / "index.html").read_text()

@@ -222,8 +222,8 @@ def fig_swing(data, path):
         return False
     fig, (ax,) = _figure(1, 3.4)
     width = min(0.15, 0.8 * max(1.0, data.end) / 60.0 / max(1, len(data.breaths)))
-    for valid, colour, label in ((1, "#2e8b57", "breath measured"),
-                                 (0, "#bbbbbb", "not measured (signal or beats not good enough)")):
+    for valid, colour, label in ((1, "#2e8b57", "measured"),
+                                 (0, "#bbbbbb", "not judged\n(bad signal)")):
         pts = [(t / 60.0, s) for t, v, s, _, _, _ in data.breaths if (v == 1) == (valid == 1)]
         if pts:
             ax.bar([p[0] for p in pts], [p[1] for p in pts], width=width, color=colour, label=label)
@@ -305,6 +305,10 @@ FIGURES = (
 )
 
 
+NO_CLEAN_COHERENCE = ("Coherence could not be measured in this session: it needs about a minute of "
+                      "clean signal without a gap, and there was none.")
+
+
 def _fmt(v, unit, digits=1):
     return "%.*f %s" % (digits, v, unit)
 
@@ -332,9 +336,9 @@ def summary_rows(data, session):
         rows.append(("Time coherent", "%d %%" % s.coherent_pct, "share of the session in the coherent "
                      "state; higher is better"))
     else:
-        ratios = [r for _, r, _ in data.coherence if r is not None]
-        if ratios:
-            pct = 100.0 * sum(1 for r in ratios if r >= 1.0) / len(ratios)
+        ratios = [r for _, r, _ in data.coherence]
+        if any(r is not None for r in ratios):  # as the device counts: of all updates, >= 1
+            pct = 100.0 * sum(1 for r in ratios if r is not None and r >= 1.0) / len(ratios)
             rows.append(("Time coherent", "%.0f %%" % pct, "share of the session in the coherent state; "
                          "higher is better"))
     rate = s.rate_mbpm / 1000.0 if s is not None else (data.pacer_rate[-1][1] if data.pacer_rate else None)
@@ -431,6 +435,8 @@ def build(session_path, out_dir=None, which=None, quiet=False):
                         sections.append("<p class='note'>The device did not send these numbers in this "
                                         "session; they were worked out afterwards from its heartbeats and "
                                         "pacer with the same method the device uses.</p>")
+                elif name == "coherence" and data.coherence:
+                    sections.append("<h2>%s</h2>\n<p class='missing'>%s</p>" % (title, NO_CLEAN_COHERENCE))
                 elif missing:
                     sections.append("<h2>%s</h2>\n<p class='missing'>%s</p>" % (title, missing))
                 elif extra:  # a result line without steps (an assessment stopped early)
