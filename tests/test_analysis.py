@@ -56,7 +56,7 @@ class DeviceSim:
         return (tick_unwrapped - self.start_us) // 1000
 
     def session(self, seconds, hr_bpm=62.0, swing_bpm=10.0, rate_mbpm=6000, quality_gap=None,
-                new_rate=None, inhale_pct=None, lag_ms=(120, 180), ectopic_at=()):
+                new_rate=None, inhale_pct=None, lag_ms=(120, 180), ectopic_at=(), stop=True):
         """One start..stop session; quality_gap (t0_s, t1_s) makes the signal bad for a while."""
         if not hasattr(self, "t0_host"):
             self.t0_host = self.now
@@ -140,7 +140,11 @@ class DeviceSim:
                     coh_seen = c.seq
                     self.coherence.append((self.ms(self.now), c.coherence_x100))
                     self.send("coherence", self.ms(self.now), c.coherence_x100, c.peak_mhz)
+        if not stop:
+            return  # the device died mid-session
         self.send("session", self.ms(self.now), "stop", "host")
+        self.send("summary", self.ms(self.now), "pace", hrv.hr_x10, 0, 0, pacer.rate_mbpm,
+                  meter.valid_breaths)
 
     def close(self):
         self.w.close()
@@ -217,6 +221,9 @@ def test_coherence_and_summary(device_session):
     assert abs(s.final_rate_bpm - 5.0) < 1e-9
     assert s.valid_breaths == sum(1 for b in a.breaths if b.valid)
     assert a.ended == "stop" and a.source == "host"
+    # the device's summary comes after its stop line and still belongs to the session
+    d = a.device_summary
+    assert d is not None and d.breaths == s.valid_breaths and d.rate_bpm == s.final_rate_bpm
 
 
 def test_per_rate_table_groups_valid_breaths(device_session):
@@ -268,7 +275,7 @@ def test_two_sessions_a_reboot_and_beats_without_sessions(tmp_path):
     dev = DeviceSim(path, seed=7)
     dev.session(40)
     dev.now += 5000000
-    dev.session(30, rate_mbpm=5000)
+    dev.session(30, rate_mbpm=5000, stop=False)
     dev.seq = 0
     dev.send("hello", "0.1.0", 1, 250, "sim")  # the device rebooted mid-session
     dev.seq = 1
@@ -276,9 +283,11 @@ def test_two_sessions_a_reboot_and_beats_without_sessions(tmp_path):
     dev.close()
     got = analysis.analyse_session(path)
     assert [a.index for a in got] == [0, 1, 2]
-    assert [a.ended for a in got] == ["stop", "stop", "stop"]
+    assert [a.ended for a in got] == ["stop", "reboot", "stop"]
     assert abs(got[1].pacer[0].rate_bpm - 5.0) < 1e-9
     assert [round(a.summary.duration_s) for a in got] == [40, 30, 25]
+    assert got[1].device_summary is None  # the summary after the reboot is not the lost session's
+    assert [round(a.device_summary.duration_s) for a in (got[0], got[2])] == [40, 25]
 
     beats_only = tmp_path / "beats.vagal"
     w = SessionWriter(str(beats_only), "/dev/x", "0.1.0", clock=_Clock())

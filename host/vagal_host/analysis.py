@@ -135,6 +135,7 @@ def _bad(session, rec, why):
 def _split_sessions(session):
     """[(source, records, quality_at_start, ended)] in file order."""
     kinds = {"session": _T["session"], "hello": _T["hello"], "quality": _T["quality"]}
+    closing = (_T["summary"], _T["assess_result"], _T["assess_step"])
     groups = []
     current = None
     quality_outside = "ok"
@@ -148,6 +149,8 @@ def _split_sessions(session):
                 current[3] = "reboot"
                 groups.append(current)
                 current = None
+            if groups:
+                groups[-1][4] = True  # a rebooted device sends nothing more about it
             quality_outside = "learning"
             continue
         if t is kinds["session"]:
@@ -155,7 +158,9 @@ def _split_sessions(session):
                 if current is not None:
                     current[3] = "restart"
                     groups.append(current)
-                current = [r.source, [r], quality_outside, "end of file"]
+                if groups:
+                    groups[-1][4] = True
+                current = [r.source, [r], quality_outside, "end of file", False]
             elif r.state == "stop":
                 if current is not None:
                     current[1].append(r)
@@ -169,9 +174,11 @@ def _split_sessions(session):
                 quality_outside = r.state
         elif t is kinds["quality"]:
             quality_outside = r.state
+        elif t in closing and groups and not groups[-1][4]:
+            groups[-1][1].append(r)  # the session's own summary / assessment, sent after its stop
     if current is not None:
         groups.append(current)
-    return [tuple(g) for g in groups]
+    return [tuple(g[:4]) for g in groups]
 
 
 def _check(session, records):
