@@ -111,10 +111,12 @@ def test_report_chosen_part_and_default_directory(tmp_path, capsys):
 
 def test_report_without_breath_lines_uses_reanalysis_or_says_so(tmp_path, capsys):
     path = tmp_path / "old.vagal"
-    build_session(path, parts=((90, "pace"),), raw=False, extras=False)
+    built = build_session(path, parts=((90, "pace"),), raw=False, extras=False)
     out = tmp_path / "rep"
     assert run_cli(["report", str(path), "--out", str(out), "--quiet"], capsys)[0] == 0
     page = (out / "index.html").read_text()
+    ibis = [b[1] for b in built.parts[0]["beats"] if b[1] > 0]
+    assert "<b>%.1f beats per minute</b>" % (60e6 * len(ibis) / sum(ibis)) in page  # no summary line
     names = images(str(out / "index.html"))
     try:
         import vagal_host.analysis  # noqa: F401

@@ -26,9 +26,10 @@ QUALITY_WORDS = {
     "noisy": "noisy (moving?)",
     "low_amplitude": "pulse too weak",
 }
-QUALITY_COLOURS = {"learning": "#dddddd", "no_contact": "#f4b6b6", "saturated": "#f6d08a",
-                   "dropout": "#f4b6b6", "noisy": "#f6d08a", "low_amplitude": "#f6e3a6"}
+QUALITY_COLOURS = {"learning": "#dddddd", "no_contact": "#f4b6b6", "saturated": "#d9c2e9",
+                   "dropout": "#f7a8a8", "noisy": "#f6d08a", "low_amplitude": "#f6ebb0"}
 INHALE_COLOUR = "#d6e9f8"
+HR_GAP_S = 4.0  # no accepted interval for this long: the heart-rate line is broken, not bridged
 FIG_DPI = 100
 
 
@@ -62,7 +63,7 @@ class SessionData:
         end = max([self.duration] + [t / 1000.0 for t in part.times_ms()])
         self.end = end
         self.beats = [(b.t_ms / 1000.0, b.ibi_us, b.amp) for b in part.of("beat")]
-        self.hr = [(t, 60e6 / ibi) for t, ibi, _ in self.beats if 300000 <= ibi <= 2000000]
+        self.hr, self.hr_rejected = _cleaned_hr(part)
         q = part.of("quality")
         self.quality = []  # (start s, end s, state)
         for i, r in enumerate(q):
@@ -112,6 +113,26 @@ class SessionData:
                 if s in GOOD_QUALITY:
                     good += b - a
         return good / total if total > 0 else None
+
+
+def _cleaned_hr(part):
+    """([(t_s, bpm)] of intervals vagal.hrv.HRV accepts, [(t_s, bpm)] of those it rejects), fed as
+    the app feeds it (a quality change away from ok or a first beat breaks the sequence)."""
+    from vagal.hrv import HRV
+
+    h = HRV(32)
+    ok, rejected = [], []
+    for r in part.records:
+        name = type(r).__name__
+        if name == "Quality" and r.state != "ok":
+            h.gap()
+        elif name == "Beat":
+            if r.ibi_us <= 0:
+                h.gap()
+                continue
+            point = (r.t_ms / 1000.0, 60e6 / r.ibi_us)
+            (ok if h.add(r.ibi_us) else rejected).append(point)
+    return ok, rejected
 
 
 def reanalyse(part, path):
@@ -175,9 +196,10 @@ def fig_pulse(data, path):
     if any(s not in GOOD_QUALITY and s in QUALITY_COLOURS for _, _, s in data.quality):
         _legend(ax1)
     # close-up: 15 s in the middle of the longest good stretch (or the middle of the recording)
-    good = [(a, b) for a, b, s in data.quality if s in GOOD_QUALITY and b > a]
+    good = [(max(a, t[0]), min(b, t[-1])) for a, b, s in data.quality if s in GOOD_QUALITY]
+    good = [g for g in good if g[1] > g[0]]  # good stretches while raw samples were coming
     a, b = max(good, key=lambda g: g[1] - g[0]) if good else (t[0], t[-1])
-    mid = (max(a, t[0]) + min(b, t[-1])) / 2.0
+    mid = (a + b) / 2.0
     w0, w1 = mid - 7.5, mid + 7.5
     sel = (t >= w0) & (t <= w1)
     ax2.plot(t[sel], x[sel], color="#b03030", lw=1.0, label="pulse")
@@ -199,8 +221,17 @@ def fig_heart_rate(data, path):
     fig, (ax1, ax2) = _figure(2, 5.0, ratios=(3, 1))
     for i, (a, b) in enumerate(data.inhales):
         ax1.axvspan(a / 60.0, b / 60.0, color=INHALE_COLOUR, lw=0, label="breathe in" if i == 0 else None)
-    ax1.plot([t / 60.0 for t, _ in data.hr], [h for _, h in data.hr], color="#b03030", lw=1.2,
-             marker=".", ms=3, label="heart rate")
+    xs, ys = [], []
+    for t, h in data.hr:  # the line breaks where beats are missing, instead of bridging the gap
+        if xs and t - xs[-1] * 60.0 > HR_GAP_S:
+            xs.append(float("nan"))
+            ys.append(float("nan"))
+        xs.append(t / 60.0)
+        ys.append(h)
+    ax1.plot(xs, ys, color="#b03030", lw=1.2, marker=".", ms=3, label="heart rate")
+    if data.hr_rejected:
+        ax1.plot([t / 60.0 for t, _ in data.hr_rejected], [min(h, 200.0) for _, h in data.hr_rejected],
+                 "x", color="#999999", ms=5, label="beat that did not fit\n(missed or extra beat;\nleft out)")
     ax1.set_ylabel("heart rate\n(beats per minute)")
     ax1.set_title("Heart rate with the breathing pacer (blue bands: breathe in)")
     _legend(ax1)
@@ -364,8 +395,8 @@ def _dedupe(seq):
 
 
 def session_mean_hr(data):
-    ibis = [ibi for _, ibi, _ in data.beats if 300000 <= ibi <= 2000000]
-    return 60e6 * len(ibis) / sum(ibis) if ibis else None
+    """Beats per minute over the intervals HRV accepted (beats / time, not a mean of rates)."""
+    return len(data.hr) / sum(1.0 / h for _, h in data.hr) if data.hr else None
 
 
 def _assessment_html(data):
