@@ -129,7 +129,7 @@ class DeviceSim:
                               "in" if pacer.inhaling else "out", pacer.led)
                 if meter.seq != seen:
                     seen = meter.seq
-                    end_ms = self.ms(self.now - ticks_diff(tick, meter._p_e))
+                    end_ms = self.ms(self.now - ticks_diff(tick, meter.breath_end_us))
                     vals = (end_ms, int(meter.valid), meter.swing_x10, meter.fit_x10,
                             meter.phase_deg, meter.hr_x10, meter.breath_rate_mbpm)
                     self.breaths.append(vals)
@@ -320,3 +320,31 @@ def test_bad_input_names_the_problem(tmp_path):
         analysis.analyse_session(bad)
     with pytest.raises(VagalError, match="cannot read session file"):
         analysis.analyse_session(tmp_path / "missing.vagal")
+
+
+def test_reanalysis_of_the_real_app_gives_its_breath_lines(tmp_path):
+    """The firmware app (vagal.app.App) on a fake board with a simulated person: its breath lines
+    and the re-analysis of its beat/quality/pacer lines must agree."""
+    from test_app import run_for
+    from test_app_modes import boot, person_board, write_settings
+    from vagal import protocol as P
+
+    write_settings(tmp_path, autostart=False)
+    app, board = boot(tmp_path, person_board(tmp_path, resonance_hz=0.09, seed=4))
+    run_for(app, board, 12)  # the detector learns before the session (the meter starts "ok")
+    board.send(P.encode_command("start", 1))
+    run_for(app, board, 150)
+    board.send(P.encode_command("stop", 2))
+    run_for(app, board, 0.5)
+    path = tmp_path / "app.vagal"
+    clock = _Clock()
+    w = SessionWriter(str(path), "/dev/fake", "0.1.0", clock=clock)
+    w.event("connected", "/dev/fake")
+    for line in bytes(board.out).split(b"\n")[:-1]:
+        w.received(line)
+    w.close()
+    [a] = analysis.analyse_session(path)
+    assert a.source == "host" and a.ended == "stop"
+    assert len(a.device_breaths) >= 12 and sum(b.valid for b in a.device_breaths) >= 8
+    assert_same_breaths(a.breaths, a.device_breaths)
+    assert a.device_summary.breaths == a.summary.valid_breaths

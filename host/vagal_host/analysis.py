@@ -283,10 +283,9 @@ class _Replay:
         m = self.meter
         if m.seq != self._seq:
             self._seq = m.seq
-            # the breath just judged ended at m._p_e (the meter keeps its end tick there)
-            end_ms = t_ms + 0.5 - ticks_diff(now, m._p_e) / 1000.0
+            end_ms = t_ms + 0.5 - ticks_diff(now, m.breath_end_us) / 1000.0
             self.out.breaths.append(Breath(
-                round(end_ms) / 1000.0, bool(m.valid), m.swing_x10 / 10.0, m.fit_x10 / 10.0,
+                math.floor(end_ms) / 1000.0, bool(m.valid), m.swing_x10 / 10.0, m.fit_x10 / 10.0,
                 m.phase_deg, m.hr_x10 / 10.0, m.breath_rate_mbpm / 1000.0))
         c = m.coherence
         if c.seq != self._coh_seq:
