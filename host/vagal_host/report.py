@@ -477,9 +477,20 @@ def build(session_path, out_dir=None, which=None, quiet=False):
     return os.path.join(out_dir, "index.html"), part, parts, drawn
 
 
+def _part_start(session, part):
+    """Wall-clock start of this part: the file's `started` header plus host seconds to its first line."""
+    import datetime
+
+    try:
+        t0 = datetime.datetime.fromisoformat(session.header.get("started", ""))
+    except ValueError:
+        return ""
+    return (t0 + datetime.timedelta(seconds=part.first_host_t or 0.0)).strftime("%Y-%m-%d %H:%M")
+
+
 def _page(session_path, session, parts, part, data, sections):
-    started = session.header.get("started", "")
-    title = "Breathing session" + (" of %s" % started[:16].replace("T", " ") if started else "")
+    start = _part_start(session, part)
+    title = "Breathing session" + (" of " + start if start else "")
     out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
            "<title>%s</title><style>%s</style></head><body>" % (html.escape(title), CSS),
            "<h1>%s</h1>" % html.escape(title),
