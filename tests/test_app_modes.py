@@ -116,7 +116,7 @@ def test_assessment_done_stores_the_rate_and_date_then_practice(tmp_path):
     stored = json.loads((tmp_path / "settings.json").read_text())
     assert stored["resonance_mbpm"] == rate and stored["resonance_date"] == "2026-11-26"
     assert app.mode == "practice" and of(board, "mode")[-1]["source"] == "auto"
-    assert isinstance(app.ctrl, app_mod.Tuner) and app.ctrl.start_mbpm == rate
+    assert type(app.ctrl).__name__ == "Tuner" and app.ctrl.start_mbpm == rate
     buzz_from = len(board.motor)
     run_for(app, board, 2)
     assert max(board.motor[buzz_from:]) > 0  # the "done" buzz
@@ -299,3 +299,9 @@ def test_long_press_steps_through_the_modes_with_a_light_pattern(tmp_path):
         assert led[-1] == 0 and not app.running
     assert seen == ["assess", "winddown", "pace", "practice"]
     assert app.settings.get("mode") == "practice"
+
+
+def test_the_app_s_copies_of_the_assessment_states_match():
+    from vagal.assessment import Assessment
+
+    assert (app_mod.ASSESS_RUNNING, app_mod.ASSESS_DONE) == (Assessment.RUNNING, Assessment.DONE)

@@ -14,17 +14,22 @@ the pacer's glide and a brightness glide, so the light never jumps. Short blink/
 """
 
 import asyncio
+import sys
 from array import array
 
 import vagal
 from vagal import protocol
 from vagal import settings as settings_mod
-from vagal.assessment import Assessment, Tuner
 from vagal.hrv import HRV
 from vagal.pacer import LEVEL_MAX, RATE_MIN, Pacer, gamma, rise
 from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
 from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, ResonanceMeter
-from vagal.winddown import WindDown
+
+_UNLOAD = sys.implementation.name == "micropython"  # free a mode's code when leaving it (heap)
+# The controllers' modules are imported when their mode starts (not at boot), to keep the heap small.
+_CONTROLLER_MODULES = ("vagal.assessment", "vagal.tuner", "vagal.winddown")
+ASSESS_RUNNING = 1  # Assessment.RUNNING / DONE (kept here: vagal.assessment is loaded on demand)
+ASSESS_DONE = 2
 from vagal.ticks import ticks_add, ticks_diff
 
 try:
@@ -242,12 +247,32 @@ class App:
             return self.settings.get("winddown_start_mbpm")
         return self.settings.get("rate_mbpm")
 
+    def _load(self, mode):
+        """On MicroPython, drop the controller modules `mode` does not use from memory (each is
+        several KB of bytecode; only one mode runs at a time) before it imports its own."""
+        if _UNLOAD:
+            dropped = False
+            for name in _CONTROLLER_MODULES:
+                keep = ((mode == "assess" and name != "vagal.winddown") or
+                        (mode == "practice" and name == "vagal.tuner") or
+                        (mode == "winddown" and name == "vagal.winddown"))
+                if not keep and name in sys.modules:
+                    del sys.modules[name]
+                    try:
+                        delattr(vagal, name[6:])
+                    except AttributeError:
+                        pass
+                    dropped = True
+            if dropped and gc is not None:
+                gc.collect()
+
     def _start_controller(self, now, glide):
         """Make the current mode's controller and set the pacer going toward its rate."""
         s = self.settings
         p = self.pacer
         mode = self.mode
         self.ctrl = None
+        self._load(mode)
         rate = self._mode_rate()
         bright = s.get("brightness")
         haptics = s.get("haptics")
@@ -255,18 +280,21 @@ class App:
         if mode == "practice":
             if s.get("tuning"):
                 if ABS_MIN_MBPM <= rate <= ABS_MAX_MBPM:
+                    from vagal.tuner import Tuner
                     self.ctrl = Tuner(self.meter, rate)
                     self.ctrl.start(now)
                 else:
                     self.log("warn", "tuning needs a start rate within %d..%d mbpm, not %d: fixed rate"
                              % (ABS_MIN_MBPM, ABS_MAX_MBPM, rate))
         elif mode == "assess":
+            from vagal.assessment import Assessment
             self.ctrl = Assessment(self.meter, step_s=s.get("assess_step_s"))
             self.ctrl.start(now)
             self._assess_step = 0
             rate = self.ctrl.rate_mbpm
         elif mode == "winddown":
             haptic_only = s.get("winddown_haptic_only")
+            from vagal.winddown import WindDown
             self.ctrl = WindDown(end_mbpm=self._practice_rate(), minutes=s.get("winddown_min"),
                                  start_mbpm=rate, brightness_pct=bright,
                                  haptic_pct=s.get("haptic_pct"), haptic_only=haptic_only,
@@ -302,7 +330,7 @@ class App:
 
     def _abort_assessment(self):
         a = self.ctrl
-        if self.mode == "assess" and a is not None and a.state == Assessment.RUNNING:
+        if self.mode == "assess" and a is not None and a.state == ASSESS_RUNNING:
             self.ctrl = None
             self.send("assess_result", self.t_ms, "aborted", 0, 0, self.date or "-")
 
@@ -482,7 +510,7 @@ class App:
     def _assess_finished(self, a):
         """Store a done assessment's rate and date, say so, and go on in practice mode."""
         date = self.date
-        state = "done" if a.state == Assessment.DONE else "failed"
+        state = "done" if a.state == ASSESS_DONE else "failed"
         rate = a.result_mbpm
         chosen = a.rates[a.best_index] if a.best_index >= 0 else 0
         if state == "done":
@@ -531,7 +559,7 @@ class App:
             while self._assess_step < ctrl.step:
                 self._send_assess_step(self._assess_step)
                 self._assess_step += 1
-            if ctrl.state != Assessment.RUNNING:
+            if ctrl.state != ASSESS_RUNNING:
                 self._send_assess_step(ctrl.step)
                 self._assess_finished(ctrl)
                 return

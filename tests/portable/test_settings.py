@@ -218,3 +218,69 @@ def test_reset_restores_defaults_on_flash():
     t.load()
     assert t.values == S.defaults()
     _cleanup(p)
+
+
+def test_mode_and_resonance_keys():
+    d = S.defaults()
+    assert d["mode"] == "practice" and d["tuning"] is True and d["winddown_min"] == 8
+    assert d["winddown_start_mbpm"] == 10500 and d["winddown_haptic_only"] is False
+    assert d["assess_step_s"] == 120
+    for name in ("pace", "practice", "assess", "winddown"):
+        assert S.parse("mode", name) == name
+    for key, text, word in (("winddown_min", "0", "1..60"), ("winddown_min", "61", "1..60"),
+                            ("assess_step_s", "29", "30..300"), ("assess_step_s", "301", "30..300"),
+                            ("winddown_start_mbpm", "2999", "3000..12000"), ("tuning", "2", "true/false"),
+                            ("mode", "pacer", "pace/practice/assess/winddown")):
+        try:
+            S.parse(key, text)
+            assert False, (key, text)
+        except S.SettingsError as e:
+            assert word in str(e) and key in str(e), (key, text, str(e))
+    assert S.parse("winddown_min", "20") == 20 and S.parse("assess_step_s", "300") == 300
+
+
+def test_calendar_dates():
+    for day in ("2024-02-29", "2000-02-29", "2026-12-31", "2026-04-30", "2099-01-01"):
+        assert S.valid_date(day), day
+    for day in ("2026-02-29", "2026-04-31", "2026-00-10", "2026-13-01", "2026-01-00", "1999-12-31",
+                "2026-1-01", "2026/01/01", "26-01-01", "", "2026-01-01x", 20260101, None):
+        assert not S.valid_date(day), day
+
+
+def test_older_mode_names_are_read_as_their_successors():
+    for old, new in (("pacer", "pace"), ("resonance", "practice")):
+        p = _path()
+        _write(p, json.dumps({"mode": old, "rate_mbpm": 5000}))
+        logged = []
+        s = S.Settings(p, lambda level, msg: logged.append((level, msg)))
+        assert s.load() == []
+        assert s.get("mode") == new and s.get("rate_mbpm") == 5000
+        assert logged and logged[0][0] == "warn" and old in logged[0][1]
+        _cleanup(p)
+
+
+def test_update_saves_several_keys_at_once_or_none():
+    p = _path()
+    s = S.Settings(p)
+    s.load()
+    s.update((("resonance_mbpm", 5350), ("resonance_date", "2026-11-26")))
+    t = S.Settings(p)
+    assert t.load() == [] and t.get("resonance_mbpm") == 5350
+    assert t.get("resonance_date") == "2026-11-26"
+    before = _read(p)
+    try:
+        s.update((("resonance_mbpm", 5000), ("resonance_date", "2026-02-30")))
+        assert False, "a bad date must be refused"
+    except S.SettingsError as e:
+        assert "resonance_date" in str(e)
+    assert s.get("resonance_mbpm") == 5350 and _read(p) == before
+    orig = s.save
+    s.save = lambda: orig(opener=lambda path, mode: _FailingFile(path))
+    try:
+        s.update((("resonance_mbpm", 6000), ("resonance_date", "2026-11-27")))
+        assert False
+    except OSError:
+        pass
+    assert s.get("resonance_mbpm") == 5350 and s.get("resonance_date") == "2026-11-26"
+    assert _read(p) == before and not _exists(p + ".tmp")
+    _cleanup(p)
