@@ -90,3 +90,34 @@ def test_a_failing_plot_leaves_no_png_and_no_temporary(two_sessions, tmp_path, c
     assert "No space left on device" in _fails(["resonance", str(two_sessions), "--out", str(out)],
                                                capsys)
     assert os.listdir(out) == []
+
+
+def test_the_real_app_s_assessment_is_shown_beside_the_re_analysis(tmp_path, capsys):
+    from test_app import run_for
+    from test_app_modes import boot, person_board, write_settings
+    from vagal import protocol as P
+
+    write_settings(tmp_path, autostart=False, assess_step_s=30)
+    app, board = boot(tmp_path, person_board(tmp_path, resonance_hz=0.09, seed=5))
+    run_for(app, board, 12)
+    board.send(P.encode_command("date", 1, "2026-11-26"))
+    board.send(P.encode_command("mode", 2, "assess"))
+    run_for(app, board, 330)
+    path = tmp_path / "assess.vagal"
+    w = SessionWriter(str(path), "/dev/fake", "0.1.0", clock=_Clock())
+    w.event("connected", "/dev/fake")
+    for line in bytes(board.out).split(b"\n")[:-1]:
+        w.received(line)
+    w.close()
+    [a] = analysis.analyse_session(path)
+    res = a.device_assessment.result
+    assert res is not None and res.state == "done" and res.date == "2026-11-26"
+    assert [r.rate_bpm for r in a.device_assessment.steps] == [6.5, 6.0, 5.5, 5.0, 4.5]
+    assert cli.main(["resonance", str(path), "--out", str(tmp_path / "p")]) == 0
+    text = capsys.readouterr().out
+    assert "device assessment done: resonance %.2f /min (best tested %.2f), date 2026-11-26" % (
+        res.rate_bpm, res.chosen_bpm) in text
+    for r in a.device_assessment.steps:
+        assert "  %8.1f  %7d  %9.1f  %7.1f" % (r.rate_bpm, r.breaths, r.swing_bpm, r.fit_bpm) in text
+    # the re-analysis sees the same rates the device stepped through
+    assert {r.rate_bpm for r in a.rates} >= {6.5, 6.0, 5.5, 5.0, 4.5}

@@ -69,9 +69,11 @@ def report_lines(a):
         out.append("device assessment table:")
         out.extend(rate_table_lines(a.device_assessment.steps))
         r = a.device_assessment.result
-        if r is not None:
-            out.append("device assessment %s: resonance %.2f /min (best tested %.2f), date %s" % (
-                r.state, r.rate_bpm, r.chosen_bpm, r.date or "-"))
+        if r is not None and r.state == "done":
+            out.append("device assessment done: resonance %.2f /min (best tested %.2f), date %s" % (
+                r.rate_bpm, r.chosen_bpm, r.date or "-"))
+        elif r is not None:
+            out.append("device assessment %s: nothing stored" % r.state)
     return out
 
 
