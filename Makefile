@@ -52,8 +52,8 @@ test-mpy-cross: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/vagal demo --live $(if $(DURATION),--duration $(DURATION))
 
-bench: setup
-	$(PY) -m pip install --quiet -e '.[bench]'
+bench: $(STAMP)
+	@$(PY) -c "import neurokit2, heartpy" 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m vagal_host.bench
 
 hardware: $(STAMP)
