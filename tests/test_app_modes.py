@@ -125,6 +125,10 @@ def test_assessment_done_stores_the_rate_and_date_then_practice(tmp_path):
     ends = [b["t_ms"] for b in breaths]
     assert ends == sorted(ends)
     assert app.settings.get("mode") == "practice"  # assess ran once, the start-up mode is unchanged
+    tuner = app.ctrl
+    board.send(P.encode_command("mode", 3, "practice"))  # the mode it is in: nothing restarts
+    run_for(app, board, 0.1)
+    assert replies(board, 3)[0]["text"] == "mode practice" and app.ctrl is tuner
 
 
 def test_signal_lost_mid_assessment_extends_the_step_and_still_ends_cleanly(tmp_path):
@@ -305,3 +309,152 @@ def test_the_app_s_copies_of_the_assessment_states_match():
     from vagal.assessment import Assessment
 
     assert (app_mod.ASSESS_RUNNING, app_mod.ASSESS_DONE) == (Assessment.RUNNING, Assessment.DONE)
+
+
+LOCKED_RUN = r'''
+import micropython
+from vagal import app as app_mod
+
+TICKS_MAX = (1 << 30) - 1
+
+
+class Board:
+    """Integer-only fake board: a 66 bpm pulse whose rate swings with the pacer's breath."""
+    fs = 250
+    board_id = "lock"
+    lost_samples = 0
+    settings_path = SETTINGS_PATH
+
+    def __init__(self):
+        self.now = 0
+        self.next_s = 0
+        self.beat_ph = 0  # x 2**20 per beat
+        self.app = None
+
+    def ticks_us(self):
+        return self.now & TICKS_MAX
+
+    def ticks_ms(self):
+        return (self.now // 1000) & TICKS_MAX
+
+    def start(self):
+        pass
+
+    def read(self, xb, tb):
+        n = 0
+        p = self.app.pacer
+        while n < len(xb) and self.next_s <= self.now:
+            # HR 66 +- 6 bpm with the pacer's phase (triangle), beat phase advanced per 4 ms sample
+            ph = p.phase >> 14  # 0..1023
+            tri = ph if ph < 512 else 1023 - ph
+            hr_x10 = 600 + tri * 120 // 512
+            self.beat_ph += hr_x10 * 4 * 1048576 // 600000
+            u = self.beat_ph & 1048575
+            bump = 9000 - (u >> 5) if u < 288000 else 0
+            xb[n] = 30000 + (bump if bump > 0 else 0) + ((self.next_s // 4000) * 7919) % 150
+            tb[n] = self.next_s & TICKS_MAX
+            self.next_s += 4000
+            n += 1
+        return n
+
+    def set_led(self, v):
+        pass
+
+    def set_motor(self, v):
+        pass
+
+    def button(self):
+        return 0
+
+    def feed(self):
+        pass
+
+    def serial_read(self, buf):
+        return 0
+
+    def serial_write(self, data):
+        pass
+
+
+class Sink:
+    def __init__(self):
+        self.n = 0
+
+    def send(self, kind, a=0, b=0, c=0, d=0, e=0, f=0, g=0):
+        self.n += 1
+
+
+try:
+    import os
+    os.remove(Board.settings_path)
+except OSError:
+    pass
+board = Board()
+app = app_mod.App(board)
+board.app = app
+app.begin()
+poll = app.poll_samples
+upd = app.update_pacer
+per = app.periodic
+
+
+def run(seconds, summaries=True):
+    for _ in range(seconds * 50):
+        board.now += 20000
+        poll()
+        upd()
+        if summaries:  # the 1 s / 5 s summary task formats messages: not on the per-sample path
+            per()
+
+
+run(80)  # beats, breaths, coherence under way
+sink = Sink()
+real_send = app.send
+out = []
+for mode in ("practice", "assess", "winddown", "pace"):
+    app.send = real_send
+    if mode != app.mode:
+        app.set_mode(mode, "host")
+    run(5)
+    app.indicate(app_mod.IND_PULSE_LOST)  # a blink pattern plays while locked
+    app.send = sink.send
+    breaths = app.meter.seq
+    coh = app.meter.coherence.seq
+    n = sink.n
+    micropython.heap_lock()
+    try:
+        run(40, False)
+    finally:
+        micropython.heap_unlock()
+    out.append("%s: lines %d breaths %d coherence %d ctrl %s" % (
+        mode, sink.n - n, app.meter.seq - breaths, app.meter.coherence.seq - coh, type(app.ctrl).__name__))
+print("; ".join(out))
+'''
+
+
+def test_per_sample_and_per_update_path_allocates_nothing_in_every_mode(tmp_path):
+    """Samples -> detector/HRV/meter, pacer, controller, LED (with a blink pattern) under
+    micropython.heap_lock(), with message output replaced by a counter (formatting a line allocates)."""
+    import pathlib
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    micropython = root / ".venv" / "bin" / "micropython"
+    if not micropython.exists():
+        import pytest
+
+        pytest.skip("no MicroPython unix port at %s" % micropython)
+    script = tmp_path / "locked.py"
+    script.write_text("SETTINGS_PATH = %r\n" % str(tmp_path / "s.json") + LOCKED_RUN)
+    env = dict(os.environ, MICROPYPATH="%s:.frozen" % (root / "firmware"))
+    r = subprocess.run([str(micropython), "-X", "heapsize=2M", str(script)], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    parts = dict(p.split(": ", 1) for p in r.stdout.strip().split("; "))
+    assert sorted(parts) == ["assess", "pace", "practice", "winddown"]
+    for mode, text in parts.items():
+        words = text.split()
+        counts = dict(zip(words[0::2], words[1::2]))
+        assert int(counts["breaths"]) >= 3 and int(counts["coherence"]) >= 6, (mode, text)
+    assert parts["practice"].endswith("Tuner") and parts["assess"].endswith("Assessment")
+    assert parts["winddown"].endswith("WindDown")

@@ -144,6 +144,7 @@ class App:
         self._ind_light = False
         self._ind_t0 = 0
         self._ind_total = 0
+        self._ind_drive = 0
         now_ms = board.ticks_ms()
         self._next_pacer_msg = now_ms
         self._next_summary = now_ms
@@ -318,6 +319,8 @@ class App:
                 self.settings.set("mode", name)
             except OSError as e:
                 self.log("error", "could not save the mode: %s" % (e,))
+        if self.running and name == self.mode:
+            return None  # already so: an assessment or tuning in progress goes on
         if self.running:
             self._abort_assessment()
             self.mode = name
@@ -457,13 +460,15 @@ class App:
         self._ind_t0 = self.board.ticks_ms()
         self._ind_total = 2 * IND_FADE_MS + self._ind_n * self._ind_period
 
-    def _overlay(self, level, motor, now_ms):
-        """LED level (perceptual) and motor with the running indicator pattern laid over them."""
+    def _overlay(self, level, now_ms):
+        """LED level (perceptual) with the running indicator pattern laid over it; the pattern's
+        motor drive goes to self._ind_drive (an int, so nothing is allocated per update)."""
+        self._ind_drive = 0
         e = ticks_diff(now_ms, self._ind_t0)
         total = self._ind_total
         if e >= total or e < 0:
             self._ind_n = 0
-            return level, motor
+            return level
         if self._ind_light:
             a = 256
             if e < IND_FADE_MS:
@@ -482,16 +487,14 @@ class App:
                 pct = IND_PCT if pct > IND_PCT else pct
                 level += w * pct // 100
             if pos < self._ind_motor:
-                m = self.pacer.motor_level
-                if m > motor:
-                    motor = m
-        if level > LEVEL_MAX:
-            level = LEVEL_MAX
-        return level, motor
+                self._ind_drive = self.pacer.motor_level
+        return LEVEL_MAX if level > LEVEL_MAX else level
 
     def _drive(self, level, motor, now_ms):
         if self._ind_n:
-            level, motor = self._overlay(level, motor, now_ms)
+            level = self._overlay(level, now_ms)
+            if self._ind_drive > motor:
+                motor = self._ind_drive
         self.led = gamma(level)
         self.board.set_led(self.led)
         self.board.set_motor(motor)
