@@ -15,9 +15,7 @@ beats for both; the unshifted numbers are reported too. Only breaths valid in bo
 
     .venv/bin/python -m vagal_host.swing_check [DATA_DIR]
 
-It also prints the numbers with Malik's 20 % successive-difference rule added to the interval
-cleaning (successive_rule), a what-if for vagal.hrv: a premature beat that HRV accepts inflates a
-breath's peak-to-trough swing (docs/resonance.md, "Re-analysis and real recordings").
+(docs/resonance.md, "Re-analysis and real recordings").
 """
 
 import csv
@@ -194,18 +192,6 @@ def ecg_beats(times):
     return out
 
 
-def successive_rule(beats, pct):
-    """Also reject an interval that differs from the previous one by more than pct % (Malik's
-    rule); a what-if for vagal.hrv, reported beside the core's own cleaning, never instead of it."""
-    out = []
-    prev = 0
-    for t, ibi, acc in beats:
-        ok = acc and (prev == 0 or abs(ibi - prev) * 100 <= pct * prev)
-        out.append((t, ibi, ok))
-        prev = ibi
-    return out
-
-
 def _tick(t_s):
     return int(round(t_s * 1e6)) & TICKS_MAX
 
@@ -264,8 +250,8 @@ def _compare(a, b):
 
 
 def check_recording(data_dir, name, signals, fs, ppg_col, resp_col, ecg_col, rpeaks, exclude,
-                    refine=True, successive_pct=None):
-    """Result for one recording; successive_pct adds successive_rule() to both beat series."""
+                    refine=True):
+    """Result for one recording."""
     path = os.path.join(data_dir, signals)
     ppg = load_recording(path, ppg_col, fs)
     resp = load_recording(path, resp_col, fs)
@@ -278,10 +264,6 @@ def check_recording(data_dir, name, signals, fs, ppg_col, resp_col, ecg_col, rpe
     pb, pq = ppg_beats(ppg.samples, fs)
     lag = score(name, r_times, [t for t, _, _ in pb], len(ppg.samples) / fs, excl).lag_s
     eb = ecg_beats(r_times)
-    if successive_pct is not None:
-        eb = successive_rule(eb, successive_pct)
-        pb = successive_rule(pb, successive_pct)
-        name += " +%d%% rule" % successive_pct
     # the ECG reference is unreadable in `reference` windows: its meter sees bad signal there
     ecg_sig = []
     for s, e, kind in excl:
@@ -309,17 +291,17 @@ def breath_annotation_check(data_dir=DATA):
     return len(found), len(marks), float(np.mean(off <= 0.5)), float(np.median(off))
 
 
-def check_all(data_dir=DATA, successive_pct=None):
+def check_all(data_dir=DATA):
     if not os.path.isdir(data_dir):
         raise VagalError("recordings folder %s is absent" % data_dir)
-    return [check_recording(data_dir, *rec, successive_pct=successive_pct) for rec in RECORDINGS]
+    return [check_recording(data_dir, *rec) for rec in RECORDINGS]
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         data = argv[0] if argv else DATA
-        results = check_all(data) + check_all(data, successive_pct=20)
+        results = check_all(data)
     except VagalError as e:
         print("swing_check: error: %s" % e, file=sys.stderr)
         return 2
