@@ -311,6 +311,52 @@ def test_the_app_s_copies_of_the_assessment_states_match():
     assert (app_mod.ASSESS_RUNNING, app_mod.ASSESS_DONE) == (Assessment.RUNNING, Assessment.DONE)
 
 
+def test_pulse_signs_only_for_a_real_loss_and_its_return(tmp_path):
+    app, board = boot(tmp_path)
+    shown = []
+    real = app.indicate
+
+    def spy(pattern, pulses=0):
+        shown.append(pattern)
+        real(pattern, pulses)
+
+    app.indicate = spy
+    run_for(app, board, 10)
+    assert shown == [app_mod.IND_PULSE_OK]  # the first pulse of the session
+    board.contact = False
+    run_for(app, board, 1)
+    board.contact = True
+    run_for(app, board, 10)
+    assert [m["state"] for m in of(board, "quality")].count("ok") >= 2  # it did drop out
+    assert shown == [app_mod.IND_PULSE_OK]  # a short drop-out says nothing
+    board.contact = False
+    run_for(app, board, 8)
+    assert shown == [app_mod.IND_PULSE_OK, app_mod.IND_PULSE_LOST]  # said once
+    led = board.led[-300:]
+    assert max(led) > 0 and app.running  # the pacer carries on without a pulse
+    board.contact = True
+    run_for(app, board, 10)
+    assert shown == [app_mod.IND_PULSE_OK, app_mod.IND_PULSE_LOST, app_mod.IND_PULSE_OK]
+
+
+def test_tuning_can_be_switched_off_and_on_mid_practice(tmp_path):
+    app, board = boot(tmp_path)
+    run_for(app, board, 1)
+    tuner = app.ctrl
+    assert type(tuner).__name__ == "Tuner" and tuner.enabled
+    board.send("set 1 tuning=off\n")
+    run_for(app, board, 0.1)
+    assert app.ctrl is tuner and not tuner.enabled and app.pacer.target_mbpm == tuner.center_mbpm
+    board.send("set 2 tuning=on\n")
+    run_for(app, board, 0.1)
+    assert tuner.enabled
+    board.send("set 3 resonance_mbpm=5200\n")  # a new practice rate: tuning starts again there
+    run_for(app, board, 0.1)
+    assert app.ctrl is not tuner and app.ctrl.start_mbpm == 5200 and app.pacer.target_mbpm == 5200
+    assert [r["text"] for r in (replies(board, 1) + replies(board, 2) + replies(board, 3))] == [
+        "set tuning=0", "set tuning=1", "set resonance_mbpm=5200"]
+
+
 LOCKED_RUN = r'''
 import micropython
 from vagal import app as app_mod

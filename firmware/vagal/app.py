@@ -60,7 +60,8 @@ STATS_MS = 5000
 STALL_MS = 2000  # a task silent this long stops the watchdog feeding
 
 BRIGHT_STEP_MS = 100  # the brightness glides by 1 % per step (10 %/s): a mode change never jumps
-PULSE_LOST_MS = 3000  # the pulse must be gone this long before the user is told
+PULSE_LOST_MS = 5000  # the pulse must be gone this long before the user is told (a 1 s drop-out
+# keeps the detector off "ok" for ~4 s)
 NO_PULSE_MS = 15000  # a session with no pulse found by then says so once
 
 # Indicator patterns (pulses, period_ms, motor_ms): dim raised-cosine blinks over the faded-out
@@ -134,9 +135,9 @@ class App:
         self._hr_n = 0
         self._coh_n = 0
         self._coh_good = 0
-        self._pulse_ok = False  # the session has a pulse (told the user)
-        self._pulse_seen = False  # it had one at some time
-        self._pulse_told = False  # "no pulse" already told for the current loss
+        self._pulse_ok = False  # the signal is ok now (during a session)
+        self._pulse_seen = False  # the session had a pulse at some time
+        self._pulse_told = False  # "no pulse" was said for the current loss
         self._lost_ms = 0  # ticks_ms when the pulse went
         self._ind_n = 0  # pulses of the running indicator pattern (0: none)
         self._ind_period = 0
@@ -437,11 +438,13 @@ class App:
                 self._pulse_told = False
                 self._lost_ms = self.board.ticks_ms()
         elif self.running and not self._pulse_ok:
+            # said only for the first pulse of a session or after "no pulse" was said: a short
+            # drop-out (movement) must not interrupt the breathing light
+            if (self._pulse_told or not self._pulse_seen) and self.mode != "winddown":
+                self.indicate(IND_PULSE_OK)
             self._pulse_ok = True
             self._pulse_seen = True
             self._pulse_told = False
-            if self.mode != "winddown":  # the bedside stays still
-                self.indicate(IND_PULSE_OK)
         name = QUALITY_NAMES[q] if 0 <= q < len(QUALITY_NAMES) else "unknown"
         self.send("quality", self.t_ms, name)
 
