@@ -19,6 +19,30 @@ def add_arguments(p):
     p.add_argument("--adherence", type=float, default=0.9, help="how closely the person follows the pacer, 0..1")
     p.add_argument("--seed", type=int, default=1, help="person's random seed")
     p.add_argument("--duration", type=float, help="stop after this many real seconds")
+    p.add_argument("--press", metavar="T[:HOLD],...",
+                   help="press the button at virtual second T for HOLD s (default 0.2: a short press; "
+                        "hold >= 0.8 s for a long press), e.g. --press 30,60:1.5")
+
+
+def parse_presses(text):
+    """'30,60:1.5' -> the fake machine's 't_s:hold_s,...' schedule; VagalError naming a bad entry."""
+    out = []
+    last = -1.0
+    for part in text.split(","):
+        part = part.strip()
+        t_text, _, hold_text = part.partition(":")
+        try:
+            t = float(t_text)
+            hold = float(hold_text) if hold_text else 0.2
+        except ValueError:
+            raise VagalError("--press: %r is not T or T:HOLD (seconds)" % part) from None
+        if not (t >= 0 and 0.05 <= hold <= 60) or t != t:
+            raise VagalError("--press: %r needs T >= 0 and HOLD 0.05..60 s" % part)
+        if t <= last:
+            raise VagalError("--press: %r overlaps or precedes the press before it" % part)
+        last = t + hold
+        out.append("%g:%g" % (t, hold))
+    return ",".join(out)
 
 
 def run(args):
@@ -37,8 +61,10 @@ def run(args):
             raise VagalError("--speed must be a positive number or 'max', got %r" % speed)
     if args.column and not args.recording:
         raise VagalError("--column needs --recording")
+    buttons = parse_presses(args.press) if args.press else None
     board = VirtualBoard(speed=speed, recording=args.recording, column=args.column, fs=args.fs,
-                         person=person_spec(args.seed, args.hr, args.resonance, args.adherence))
+                         person=person_spec(args.seed, args.hr, args.resonance, args.adherence),
+                         buttons=buttons)
     with board:
         print(board.port, flush=True)
         print("virtual board log: %s" % board.log_path, flush=True)

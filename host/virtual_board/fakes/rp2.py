@@ -40,6 +40,8 @@ class DMA:
         self._reload = 0
         self._remaining = 0
         self._ctrl = self.pack_ctrl()
+        self._fc_ctrl = None
+        self._fc = None
         self._busy = False
         self._handler = None
         self._hard = False
@@ -155,9 +157,10 @@ class DMA:
 
     # -- simulation
     def _f(self, name):
-        for n, sh, bits in _FIELDS:
-            if n == name:
-                return (self._ctrl >> sh) & ((1 << bits) - 1)
+        if self._fc_ctrl != self._ctrl:  # decoded once per CTRL value: the simulation asks often
+            self._fc = DMA.unpack_ctrl(self._ctrl)
+            self._fc_ctrl = self._ctrl
+        return self._fc[name]
 
     def _treq(self):
         return self._f("treq_sel")
