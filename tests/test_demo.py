@@ -126,3 +126,25 @@ def test_stream_needs_a_board(tmp_path):
     with pytest.raises(VagalError, match="does not exist"):
         Streamer(str(tmp_path / "ttyNothing"), str(tmp_path / "none.vagal"))
     assert not (tmp_path / "none.vagal").exists()
+
+
+def test_demo_raw_samples_and_mode(tmp_path):
+    r, _ = vagal("demo", "--duration", "20", "--speed", "20", "--session", "m.vagal", "--raw",
+                 "--mode", "practice", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    s = read_session(str(tmp_path / "m.vagal"))
+    assert s.header["mode"] == "practice" and s.header["raw"] == "on"
+    raw = s.raw
+    assert raw and all(x.fs == 250 and len(x.x) == 10 for x in raw)
+    n = sum(len(x.x) for x in raw)
+    assert n > 250 * 10  # most of the 20 board seconds, drawn sample by sample
+    assert max(max(x.x) for x in raw) - min(min(x.x) for x in raw) > 2000  # a pulse, not a flat line
+    assert "mode practice" in [m.text for m in s.of_kind("ok")], s.of_kind("ok")
+    assert [m.mode for m in s.of_kind("mode")][-1] == "practice"
+    assert s.lost == 0 and s.corrupt == 0
+
+
+def test_demo_rejects_an_unknown_mode(tmp_path):
+    r, _ = vagal("demo", "--duration", "1", "--session", "n.vagal", "--mode", "sleep", cwd=str(tmp_path))
+    assert r.returncode == 2 and "--mode 'sleep'" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "n.vagal").exists()

@@ -413,3 +413,71 @@ def test_auto_port_redetects_a_board_that_comes_back_on_another_path(tmp_path, m
     assert [(e.name, e.detail) for e in s.events if e.name.endswith("connected") and e.name != "disconnected"] == [
         ("connected", acm0), ("reconnected", acm1)]
     assert s.received == 5 + len(BOARD2) and s.lost == 0 and s.corrupt == 0
+
+
+def _board_pty():
+    """A pty whose master the test plays the board on; -> (master fd, slave path)."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    return master, slave, os.ttyname(slave)
+
+
+def _read_commands(master, want, timeout_s=5.0):
+    got = b""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s and got.count(b"\n") < want:
+        try:
+            got += os.read(master, 1000)
+        except BlockingIOError:
+            time.sleep(0.02)
+    return [protocol.decode_command(x) for x in got.split(b"\n") if x]
+
+
+def test_stream_tells_the_board_the_date_and_tolerates_old_firmware(tmp_path):
+    import datetime
+
+    master, slave, path = _board_pty()
+    os.set_blocking(master, False)
+    try:
+        st = Streamer(path, str(tmp_path / "d.vagal"), err=io.StringIO())
+        cmds = _read_commands(master, 2)
+        assert [c.kind for c in cmds] == ["hello", "date"]
+        assert cmds[1]["day"] == datetime.date.today().isoformat()
+        date_id = cmds[1].seq
+        # firmware from before the date command: an err for it, nothing else wrong
+        old = lines(0, [("hello", "0.0.9", 1, 250, "pico"), ("err", date_id, "unknown command 'date'"),
+                        ("err", 99, "something else failed")])
+        os.write(master, b"".join(old))
+        t0 = time.monotonic()
+        while len(st.state.logs) < 1 and time.monotonic() - t0 < 3:
+            st.poll()
+        assert list(st.state.logs) == ["error: something else failed"]
+        assert st.state.firmware == "0.0.9"
+        rid = st.command("mode", "practice")
+        assert _read_commands(master, 1)[0].kind == "mode" and rid != date_id
+        st.close()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_live_view_and_status_show_mode_breath_swing_and_coherence():
+    from rich.console import Console
+
+    state = _state_with_data()
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(render(state, (11, 0, 0, 0), 5.0, "s.vagal"))
+    assert "Coherence" not in out.getvalue()  # older firmware: no empty rows
+    for spec in [("mode", 100, "practice", "host"), ("breath", 10000, 1, 123, 110, -12, 650, 5500),
+                 ("coherence", 10500, 245, 92)]:
+        state.update(protocol.decode(protocol.encode(spec[0], 50, *spec[1:])))
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(render(state, (14, 0, 0, 0), 15.0, "s.vagal"))
+    text = out.getvalue()
+    assert "practice" in text and "12.3 bpm" in text and "2.45" in text
+    line = stream_mod.status_line(state, (14, 0, 0, 0), 15.0)
+    assert "mode practice" in line and "swing 12.3 bpm" in line and "coherence 2.45" in line
+    state.update(protocol.decode(protocol.encode("breath", 51, 20000, 0, 0, 0, 0, 0, 5500)))
+    state.update(protocol.decode(protocol.encode("coherence", 52, 20500, -1, 0)))
+    line = stream_mod.status_line(state, (16, 0, 0, 0), 25.0)
+    assert "not judged" in line and "coherence (settling)" in line

@@ -6,6 +6,7 @@ the same session file, because a person moving a USB cable must not end their se
 """
 
 import collections
+import datetime
 import math
 import os
 import signal
@@ -161,6 +162,11 @@ class LiveState:
         self.logs = collections.deque(maxlen=3)
         self.beat_count = 0
         self.ibis = []
+        self.mode = ""  # pace / practice / assess / winddown, from `mode` lines
+        self.breath_swing_x10 = None  # the last judged breath: HR swing, bpm x 10 (None: not valid)
+        self.breath_t_ms = None
+        self.coherence_x100 = None  # the last coherence update (-1: not enough clean data)
+        self.quiet_err_ids = set()  # request ids whose `err` is expected from older firmware
 
     def update(self, msg):
         k = msg.kind
@@ -192,6 +198,15 @@ class LiveState:
             self.fs = msg["fs"]
         elif k == "session":
             self.session_state = msg["state"]
+        elif k == "mode":
+            self.mode = msg["mode"]
+        elif k == "breath":
+            self.breath_t_ms = msg["t_ms"]
+            self.breath_swing_x10 = msg["swing_x10"] if msg["valid"] else None
+        elif k == "coherence":
+            self.coherence_x100 = msg["ratio_x100"]
+        elif k == "err" and msg["id"] in self.quiet_err_ids:
+            self.quiet_err_ids.discard(msg["id"])  # e.g. `date` on firmware that predates it
         elif k in ("log", "err"):
             level = msg["level"] if k == "log" else "error"
             text = msg["text"] if k == "log" else msg["reason"]
@@ -268,6 +283,10 @@ def render(state, counts, session_s, session_path, width=40):
         bar = Text("(no pacer yet)", style="dim")
     grid.add_row(label, bar)
     grid.add_row("HR trend", Text(_sparkline(list(state.hr_trend)), style="magenta"))
+    if state.mode or state.breath_t_ms is not None or state.coherence_x100 is not None:
+        grid.add_row("Mode", Text(state.mode or "--", style="bold"))
+        grid.add_row("Breath swing", Text(_swing_text(state)))
+        grid.add_row("Coherence", Text(_coherence_text(state)))
     beats = Text()
     for t_ms, ibi, conf in reversed(state.beats):
         if beats:
@@ -299,6 +318,21 @@ def render(state, counts, session_s, session_path, width=40):
     return Panel(grid, title=title, title_align="left", subtitle="Ctrl-C to stop", subtitle_align="right")
 
 
+def _swing_text(state):
+    if state.breath_t_ms is None:
+        return "--"
+    if state.breath_swing_x10 is None:
+        return "(last breath not judged: poor signal)"
+    return "%.1f bpm" % (state.breath_swing_x10 / 10)
+
+
+def _coherence_text(state):
+    c = state.coherence_x100
+    if c is None:
+        return "--"
+    return "(settling)" if c < 0 else "%.2f" % (c / 100)
+
+
 def status_line(state, counts, session_s):
     """The headless mode's periodic one-line status."""
     received, lost, corrupt, partial = counts
@@ -306,9 +340,12 @@ def status_line(state, counts, session_s):
     pacer = "%.1f/min %s" % (state.rate_mbpm / 1000, "in" if state.inhaling else "out") \
         if state.rate_mbpm else "--"
     conn = "connected" if state.connected else state.status
-    return ("[%8.1f s] %s  board %.1f s  HR %s  quality %s  beats %d  pacer %s  lines %d  lost %d  "
+    extra = ""
+    if state.mode:
+        extra = "  mode %s  swing %s  coherence %s" % (state.mode, _swing_text(state), _coherence_text(state))
+    return ("[%8.1f s] %s  board %.1f s  HR %s  quality %s  beats %d  pacer %s%s  lines %d  lost %d  "
             "corrupt %d" % (session_s, conn, state.board_ms / 1000, hr, state.quality, state.beat_count,
-                            pacer, received, lost, corrupt))
+                            pacer, extra, received, lost, corrupt))
 
 
 class Streamer:
@@ -339,6 +376,7 @@ class Streamer:
             self.ser.close()
             raise
         self.recorder = Recorder(self.writer, self.state)
+        self._next_id = 0
         self.state.port = self.path
         self._connected("connected")
         self._next_retry = 0.0
@@ -352,10 +390,27 @@ class Streamer:
         if event == "reconnected":
             self.state.reconnections += 1
         self.notice("%s %s" % (event, self.path))
-        try:  # ask for the hello line (firmware version, sample rate); harmless if nobody answers
-            self.ser.write(protocol.encode_command("hello", 0).encode())
+        # ask for the hello line (firmware version, sample rate), and tell the board today's date (it
+        # has no battery clock; it dates assessment results). Older firmware answers `date` with err.
+        self.command("hello")
+        rid = self.command("date", self.today())
+        if rid is not None:
+            self.state.quiet_err_ids.add(rid)
+
+    def today(self):
+        return datetime.date.today().isoformat()
+
+    def command(self, kind, *args):
+        """Send one command line; -> its request id, or None if the link is down (not an error:
+        the board may be unplugged, and the stream carries on)."""
+        if self.ser is None:
+            return None
+        self._next_id = self._next_id % 60000 + 1
+        try:
+            self.ser.write(protocol.encode_command(kind, self._next_id, *args).encode())
         except (serial.SerialException, OSError):
-            pass
+            return None
+        return self._next_id
 
     def _disconnected(self, why):
         self.recorder.cut()

@@ -44,6 +44,13 @@ def add_arguments(p):
     p.add_argument("--adherence", default="0.9", metavar="A",
                    help="how closely the person breathes with the pacer, 0..1")
     p.add_argument("--seed", default=1, type=int, help="the person's random seed")
+    p.add_argument("--raw", action="store_true",
+                   help="stream raw ADC samples too (so a report can draw the pulse)")
+    p.add_argument("--mode", metavar="|".join(MODES),
+                   help="switch the board to this mode after connecting (default: the board's own)")
+
+
+MODES = ("pace", "practice", "assess", "winddown")
 
 
 def run(args):
@@ -56,8 +63,14 @@ def run(args):
     hr = _number("--hr", args.hr, 30, 200)
     resonance = _number("--resonance", args.resonance, 0.075, 0.11)
     adherence = _number("--adherence", args.adherence, 0, 1)
+    if args.mode is not None and args.mode not in MODES:
+        raise VagalError("--mode %r: choose one of %s" % (args.mode, ", ".join(MODES)))
     person = person_spec(args.seed, hr, resonance, adherence)
     header = {"source": "virtual board", "person": person}
+    if args.mode:
+        header["mode"] = args.mode
+    if args.raw:
+        header["raw"] = "on"
     settings = {}
     if args.rate is not None:
         rate = _number("--rate", args.rate, pacer.RATE_MIN / 1000, pacer.RATE_MAX / 1000)
@@ -73,6 +86,10 @@ def run(args):
     why = []
     try:
         streamer = Streamer(board.port, args.session, overwrite=args.overwrite, speed=speed, header=header)
+        if args.raw:
+            streamer.command("raw", "on")
+        if args.mode:
+            streamer.command("mode", args.mode)
         t0 = time.monotonic()
         limit_s = None if duration is None else duration / speed * SLOW_FACTOR + SLOW_GRACE_S
 
