@@ -130,7 +130,7 @@ def test_per_sample_cost_in_the_unix_port(tmp_path):
 def test_replay_speed_is_far_above_real_time():
     sig, _ = pulse_train(250, 20.0)
     samples = [int(20000 + 20000 * v) for v in sig]
-    rtf, sps = bench.replay_speed(samples, 250.0, repeats=1)
+    rtf, sps = bench.replay_speed(samples, 250.0, passes=1)
     assert rtf > 100
     assert sps == pytest.approx(rtf * 250, rel=1e-6)
 
