@@ -276,6 +276,8 @@ def per_sample_cost(samples, fs):
            "detector_us": raw["detector_us"] / n}
     if "app_us" in raw:
         res["app_us"] = raw["app_us"] / n
+    if "read_us" in raw:
+        res["read_us"] = raw["read_us"] / n
     if "update_us_sum" in raw:
         res["update_mean_us"] = raw["update_us_sum"] / max(1, raw["updates"])
         res["update_max_us"] = raw["update_us_max"]
@@ -490,6 +492,10 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir):
             L.append("| App.poll_samples per sample (board read, jitter, detector, beat/quality lines) "
                      "| %.3f us | %.0f | %.0f us | %.1f %% |" % (
                          cost["app_us"], ratio_app, ratio_app * empty_rp, ratio_app * empty_rp * DEVICE_FS / 1e4))
+            if "read_us" in cost:
+                ratio_read = cost["read_us"] / cost["empty_us"]
+                L.append("| of which the stand-in board's read() | %.3f us | %.0f | %.0f us | %.1f %% |" % (
+                    cost["read_us"], ratio_read, ratio_read * empty_rp, ratio_read * empty_rp * DEVICE_FS / 1e4))
         if "update_mean_us" in cost:
             for what, key in (("pacer.update + meter.pace (coherence included) per 20 ms update", "update"),
                               ("hrv.add + meter.beat per beat", "beat")):

@@ -190,6 +190,27 @@ def app_loop(xs, ts, fs, settings_path, passes):
     return sum(best), sent
 
 
+def read_loop(xs, ts, fs, passes):
+    """SampleBoard.read alone, polled as app_loop polls it: the stand-in board's share of app_us."""
+    from vagal.app import SAMPLE_BUF, SAMPLE_MS
+
+    per_poll = (fs * SAMPLE_MS + 999) // 1000
+    xbuf = array("H", bytes(2 * SAMPLE_BUF))
+    tbuf = array("i", bytes(4 * SAMPLE_BUF))
+    best = BIG
+    for _ in range(passes):
+        board = SampleBoard(xs, ts, fs, per_poll, "")
+        read = board.read
+        nxt = board.next_poll
+        t0 = time.ticks_us()
+        while nxt():
+            read(xbuf, tbuf)
+        d = time.ticks_diff(time.ticks_us(), t0)
+        if d < best:
+            best = d
+    return best
+
+
 def update_work(xs, ts, fs, up_t, beat_t):
     """Pacer + resonance meter (with coherence) at the app's pacer period, HRV cleaning + meter on
     each detected beat: the time of every call goes into up_t / beat_t (us)."""
@@ -272,6 +293,7 @@ def main(path, fs, settings_path):
         a, sent = app_loop(xs, ts, fs, settings_path, 5)
         out.append(("app_us", a))
         out.append(("app_bytes_out", sent))
+        out.append(("read_us", read_loop(xs, ts, fs, 5)))
     except Exception as e:  # the app is being rewired by others: report, keep the other numbers
         out.append(("app_error", "%s: %s" % (type(e).__name__, e)))
     try:
