@@ -1,14 +1,19 @@
 """A simulated person for the virtual board: PPG waveform, breathing, RSA and a resonance frequency.
 
 Portable (CPython and the MicroPython unix port), deterministic for a seed (own xorshift PRNG, so
-both interpreters give the same person). Call sample(t_s, pacer_phase) for increasing t_s.
+both interpreters give the same person). Call sample(t_s, pacer_phase, split) for increasing t_s.
 
-Breathing: a phase integrator. With the pacer visible (pacer_phase in [0, 1), 0 = start of inhale)
-the breathing rate moves toward the pacer's by `adherence` and the phase is pulled onto the pacer's
-(at adherence 1 it follows it); otherwise the person breathes at their spontaneous rate.
-Heart rate: hr_bpm + (rsa_bpm / 2) * G(f_breath) * sin(2 pi phase), where G is a second-order
-resonance curve peaking (G = 1) at resonance_hz - breathing there gives the biggest swing.
-Beats: an integrate-and-fire on the instantaneous heart rate; ectopic beats come early (65 %) with a
+Breathing: with the pacer visible (pacer_phase in [0, 1), 0 = start of inhale, `split` = the
+inhale's share) the person breathes on the pacer's cycle, off by a slowly wandering phase error
+(phase_wander, breaths sd, 20 s correlation). Each breath they may lapse - breathe one pacer-breath
+at their own spontaneous rate instead - with probability (1 - adherence)**2 (adherence 0: never
+follows). With no pacer they breathe at their own rate (spont_breath_hz).
+Heart rate, as in tests/test_resonance_sim.py: hr_bpm + drift + (A / 2) cos(2 pi (cycle - split) - lag),
+A = rsa_bpm / sqrt(1 + x^2) and lag = atan(x), x = q (f/f_r - f_r/f), f the breathing rate: the HR
+peak comes `lag` after the end of inhale (0 at resonance) and the swing peaks at resonance_hz. A and
+lag settle over ~8 s after a rate change; drift is a slow random walk (drift_bpm sd, 60 s); every
+beat's rate has its own noise (hr_noise_bpm sd) and its time a jitter (jitter_s sd).
+Beats: an integrate-and-fire on that heart rate; ectopic beats come early (65 %) with a
 compensatory pause. Each beat is a systolic Gaussian at the beat time (the pulse peak: the ground
 truth in self.beats) plus a dicrotic wave 0.26 s later; baseline wander, noise and motion artefacts
 are added. Output 0..1 (the ADC scale).
@@ -60,16 +65,23 @@ class Person:
     DIC_SIGMA = 0.09
     DIC_AMP = 0.35
     LOOKAHEAD = 0.4  # beats are scheduled this far ahead so the Gaussian's rise is drawn
+    SLOW_S = 0.1  # the slow processes (drift, phase wander, settling) are stepped at 10 Hz
+    SETTLE_S = 8.0
+    DRIFT_TAU_S = 60.0
+    WANDER_TAU_S = 20.0
 
     def __init__(self, seed=1, hr_bpm=65.0, resonance_hz=0.09, rsa_bpm=14.0, q=2.0,
                  spont_breath_hz=0.25, adherence=0.9, noise=0.01, wander=0.04,
-                 artefact_rate=0.3, ectopic_rate=0.01, keep_beats=None):
+                 artefact_rate=0.3, ectopic_rate=0.01, keep_beats=None, hr_noise_bpm=0.0,
+                 jitter_s=0.0, phase_wander=0.0, drift_bpm=0.0):
         if not (0.075 <= resonance_hz <= 0.11):
             raise ValueError("resonance_hz %r outside 0.075..0.11 Hz" % resonance_hz)
         if not (0.0 <= adherence <= 1.0):
             raise ValueError("adherence %r outside 0..1" % adherence)
         if not (30 <= hr_bpm <= 200):
             raise ValueError("hr_bpm %r outside 30..200" % hr_bpm)
+        if not (0.5 <= q <= 10):
+            raise ValueError("q %r outside 0.5..10" % q)
         self.rng = Rng(seed)
         self.hr_bpm = hr_bpm
         self.resonance_hz = resonance_hz
@@ -77,34 +89,62 @@ class Person:
         self.q = q
         self.spont_hz = spont_breath_hz
         self.adherence = adherence
+        self.lapse_share = (1.0 - adherence) * (1.0 - adherence)
         self.noise = noise
         self.wander = wander
         self.artefact_rate = artefact_rate / 60.0  # per second
         self.ectopic_rate = ectopic_rate
         self.keep_beats = keep_beats
+        self.hr_noise = hr_noise_bpm
+        self.jitter = jitter_s
+        self.phase_wander = phase_wander
+        self.drift_sd = drift_bpm
         self.beats = []  # true pulse-peak times (s); the last keep_beats if that is set
         self.beat_count = 0
         self.t = None
-        self.breath_phase = 0.0  # cycles
-        self.breath_hz = spont_breath_hz
+        self.breath_phase = 0.0  # the breathing cycle now, 0 = start of inhale
+        self.breath_hz = spont_breath_hz  # the breathing rate now
+        self.following = False
+        self.lapsed_breaths = 0
+        self.paced_breaths = 0
+        self._own_phase = self.rng.uniform()
         self._pacer_last = None
         self._pacer_hz = None
+        self._lapse_until = -1.0
+        self._split = 0.4
+        self._amp = None  # settled swing (bpm, peak to trough) and lag (rad)
+        self._lag = 0.0
+        self._drift = 0.0
+        self._err = 0.0
+        self._slow_t = None
         self._gen_t = 0.0  # beat generator time (runs LOOKAHEAD ahead)
         self._beat_phase = 0.5
         self._next_fire = 1.0
+        self._rate_noise = 0.0
         self._ectopic_next = False
         self._recent = []  # (time, amplitude) of beats near now
         self._art_until = -1.0
         self._art_level = 0.0
         self._wander_ph = self.rng.uniform() * TWO_PI
 
+    def response(self, f_hz):
+        """(peak-to-trough HR swing in bpm, lag of the HR peak after end of inhale in rad) at f_hz."""
+        if f_hz <= 0:
+            return 0.0, 0.0
+        x = self.q * (f_hz / self.resonance_hz - self.resonance_hz / f_hz)
+        return self.rsa_bpm / math.sqrt(1.0 + x * x), math.atan(x)
+
     def hr_now(self):
         """Instantaneous heart rate (bpm) from the breathing state."""
-        g = resonance_gain(self.breath_hz, self.resonance_hz, self.q)
-        return self.hr_bpm + 0.5 * self.rsa_bpm * g * math.sin(TWO_PI * self.breath_phase)
+        amp = self._amp if self._amp is not None else self.response(self.breath_hz)[0]
+        ph = self.breath_phase - self._split
+        return self.hr_bpm + self._drift + 0.5 * amp * math.cos(TWO_PI * ph - self._lag)
 
-    def _breathe(self, dt, pacer_phase):
-        if pacer_phase is not None and self._pacer_last is not None and dt > 0:
+    def _pacer_rate(self, dt, pacer_phase):
+        """Track the pacer's rate from its phase (what a person feels of the rhythm)."""
+        if pacer_phase is None:
+            self._pacer_hz = None
+        elif self._pacer_last is not None and dt > 0:
             d = pacer_phase - self._pacer_last
             if d < -0.5:
                 d += 1.0
@@ -114,35 +154,68 @@ class Person:
                     self._pacer_hz = inst
                 else:
                     self._pacer_hz += (inst - self._pacer_hz) * min(1.0, dt / 2.0)
-        if pacer_phase is None:
-            self._pacer_hz = None
+        wrapped = pacer_phase is not None and self._pacer_last is not None and pacer_phase < self._pacer_last - 0.5
         self._pacer_last = pacer_phase
-        a = self.adherence
-        if pacer_phase is not None and self._pacer_hz is not None:
-            f = a * self._pacer_hz + (1.0 - a) * self.spont_hz
-            pull = 2.0 * a * _wrap_half(pacer_phase - self.breath_phase)  # 1/s toward the pacer
+        return wrapped
+
+    def _breathe(self, t_s, dt, pacer_phase):
+        wrapped = self._pacer_rate(dt, pacer_phase)
+        self._own_phase += self.spont_hz * dt
+        self._own_phase -= math.floor(self._own_phase)
+        paced = pacer_phase is not None and self._pacer_hz is not None and self._pacer_hz > 0
+        if paced and wrapped:  # a new pacer breath: follow it, or lapse for one breath
+            if self.rng.uniform() < self.lapse_share:
+                self._lapse_until = t_s + 1.0 / self._pacer_hz
+                self.lapsed_breaths += 1
+            else:
+                self.paced_breaths += 1
+        self.following = paced and t_s >= self._lapse_until
+        if self.following:
+            ph = pacer_phase + self._err
+            self.breath_hz = self._pacer_hz
         else:
-            f = self.spont_hz
-            pull = 0.0
-        self.breath_hz += (f - self.breath_hz) * min(1.0, dt / 5.0)
-        ph = self.breath_phase + (self.breath_hz + pull) * dt
-        if a >= 1.0 and pacer_phase is not None and self._pacer_hz is not None:
-            ph = self.breath_phase + _wrap_half(pacer_phase - self.breath_phase)
+            ph = self._own_phase
+            self.breath_hz = self.spont_hz
         self.breath_phase = ph - math.floor(ph)
 
+    def _slow(self, t_s):
+        """Settling of the swing and lag, HR drift and breathing-phase wander, at SLOW_S steps."""
+        if self._slow_t is None:
+            self._slow_t = t_s
+            self._amp, self._lag = self.response(self.breath_hz)
+            return
+        rng = self.rng
+        while t_s - self._slow_t >= self.SLOW_S:
+            dt = self.SLOW_S
+            self._slow_t += dt
+            a, lag = self.response(self.breath_hz)
+            k = dt / self.SETTLE_S
+            self._amp += (a - self._amp) * k
+            self._lag += (lag - self._lag) * k
+            if self.drift_sd:
+                self._drift += (-self._drift * dt / self.DRIFT_TAU_S
+                                + rng.gauss() * self.drift_sd * math.sqrt(2 * dt / self.DRIFT_TAU_S))
+            if self.phase_wander:
+                self._err += (-self._err * dt / self.WANDER_TAU_S
+                              + rng.gauss() * self.phase_wander * math.sqrt(2 * dt / self.WANDER_TAU_S))
+
     def _gen_beats(self, until):
-        hz = self.hr_now() / 60.0
+        hr = self.hr_now()
         step = 0.01
         while self._gen_t < until:
             dt = until - self._gen_t
             if dt > step:
                 dt = step
             before = self._beat_phase
-            self._beat_phase += hz * dt
+            self._beat_phase += (hr + self._rate_noise) / 60.0 * dt
             self._gen_t += dt
             if self._beat_phase >= self._next_fire:
                 frac = (self._beat_phase - self._next_fire) / (self._beat_phase - before)
                 tb = self._gen_t - frac * dt
+                if self.jitter:
+                    tb += self.jitter * self.rng.gauss()
+                if self.hr_noise:
+                    self._rate_noise = self.hr_noise * self.rng.gauss()
                 amp = 1.0
                 if self._ectopic_next:
                     amp = 0.6
@@ -162,13 +235,17 @@ class Person:
                     self.beats.pop(0)
                 self._recent.append((tb, amp))
 
-    def sample(self, t_s, pacer_phase=None):
-        """PPG value 0..1 at time t_s (seconds, increasing); pacer_phase in [0, 1) or None."""
+    def sample(self, t_s, pacer_phase=None, split=None):
+        """PPG value 0..1 at time t_s (seconds, increasing); pacer_phase in [0, 1) or None; split
+        the pacer's inhale share (0.4 if not known)."""
         dt = 0.0 if self.t is None else t_s - self.t
         if dt < 0:
             raise ValueError("sample times must increase")
         self.t = t_s
-        self._breathe(dt, pacer_phase)
+        if split is not None and 0.05 < split < 0.95:
+            self._split = split
+        self._breathe(t_s, dt, pacer_phase)
+        self._slow(t_s)
         if self._gen_t == 0.0:
             self._gen_t = t_s
         self._gen_beats(t_s + self.LOOKAHEAD)

@@ -72,19 +72,62 @@ def test_rsa_swing_peaks_at_resonance():
     assert _hr_swing(p.beats, 40.0) > swings[0], swings
 
 
-def test_adherence_sets_breathing_rate():
+def test_adherence_sets_how_often_the_pacer_is_followed():
     full = _quiet(seed=2, adherence=1.0, spont_breath_hz=0.25)
     _run(full, 90, pacer_hz=0.1)
-    assert abs(full.breath_hz - 0.1) < 0.01, full.breath_hz
+    assert full.following and abs(full.breath_hz - 0.1) < 0.005, full.breath_hz
+    assert full.lapsed_breaths == 0 and full.paced_breaths >= 7
+    x = 90 * 0.1  # at adherence 1 (no phase wander) the breathing phase is the pacer's
+    assert abs(full.breath_phase - (x - int(x))) < 0.02 or abs(full.breath_phase - (x - int(x))) > 0.98
     none = _quiet(seed=2, adherence=0.0, spont_breath_hz=0.25)
     _run(none, 90, pacer_hz=0.1)
-    assert abs(none.breath_hz - 0.25) < 0.01, none.breath_hz
+    assert not none.following and none.breath_hz == 0.25 and none.paced_breaths == 0
     half = _quiet(seed=2, adherence=0.5, spont_breath_hz=0.25)
-    _run(half, 90, pacer_hz=0.1)
-    assert 0.12 < half.breath_hz < 0.23, half.breath_hz
-    # at adherence 1 the breathing phase is the pacer's
-    x = 90 * 0.1
-    assert abs(full.breath_phase - (x - int(x))) < 0.02 or abs(full.breath_phase - (x - int(x))) > 0.98
+    _run(half, 600, fs=20, pacer_hz=0.1)  # 60 breaths; lapse share (1 - 0.5)**2 = 25 %
+    share = half.lapsed_breaths / (half.lapsed_breaths + half.paced_breaths)
+    assert 0.1 < share < 0.4, share
+
+
+def _hr_peak_after_inhale_end(p, pacer_hz, split, seconds):
+    """Where in the breath (cycles after the end of inhale, -0.5..0.5) the modelled HR peaks."""
+    best = -1e9
+    at = 0.0
+    fs = 20
+    for i in range(int(seconds * fs)):
+        t = i / fs
+        x = t * pacer_hz
+        p.sample(t, x - int(x), split)
+        if t > seconds - 1.0 / pacer_hz:  # the last breath, settled
+            hr = p.hr_now()
+            if hr > best:
+                best = hr
+                at = p.breath_phase
+    d = at - split
+    return d - int(d + 0.5) if d >= 0 else d - int(d - 0.5)
+
+
+def test_hr_peak_lags_the_end_of_inhale_as_the_resonance_model_says():
+    import math
+    f0 = 0.09
+    for f in (0.075, 0.09, 0.11):
+        p = _quiet(seed=4, resonance_hz=f0, adherence=1.0, q=2.5)
+        lag = _hr_peak_after_inhale_end(p, f, 0.4, 60)
+        want = math.atan(2.5 * (f / f0 - f0 / f)) / (2 * math.pi)
+        assert abs(lag - want) < 0.03, (f, lag, want)
+
+
+def test_swing_settles_over_seconds_after_a_rate_change():
+    p = _quiet(seed=6, resonance_hz=0.09, adherence=1.0, rsa_bpm=20.0)
+    _run(p, 60, fs=20, pacer_hz=0.15)
+    off = p._amp
+    t0 = p.t
+    ph = t0 * 0.15
+    for i in range(1, 8 * 20 + 1):  # 8 s at the resonance rate (the pacer's phase runs on): part of
+        ph += 0.09 / 20.0           # the way to the resonance swing, not all of it
+        p.sample(t0 + i / 20.0, ph - int(ph))
+    mid = p._amp
+    assert off < mid < 20.0, (off, mid)
+    assert 0.35 < (mid - off) / (20.0 - off) < 0.8, (off, mid)
 
 
 def test_deterministic_with_seed():

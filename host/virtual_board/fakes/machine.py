@@ -12,6 +12,7 @@ The ADC reads a source (configured from the environment by the launcher, see con
   VAGAL_VIRTUAL_RECORDING  a file "VAGALREC <fs> <n>\\n" + n little-endian uint16 ADC codes (0..4095),
                            played in a loop (at the ADC rate it is copied block-wise: cheap)
   VAGAL_VIRTUAL_PERSON     "seed=1,hr=65,resonance=0.09,adherence=0.9,..." - a simulated person
+                           (keys: configure() below; q, hrnoise, jitter, pwander, drift: realism)
                            (host/virtual_board/person.py) who breathes with the pacer LED: the LED
                            duty the app sets is watched for its turning points (LightWatcher), and
                            the person is told the pacer phase they see.
@@ -158,8 +159,8 @@ class PersonSource:
 
     def value_at(self, t_us):
         if self.t_last < 0 or t_us - self.t_last >= self.step_us:
-            phase = self.watcher.phase(t_us)
-            v = self.person.sample(t_us / 1000000, phase)
+            w = self.watcher
+            v = self.person.sample(t_us / 1000000, w.phase(t_us), w.split)
             c = int(v * 4095 + 0.5)
             self.v_last = 0 if c < 0 else (4095 if c > 4095 else c)
             self.t_last = t_us
@@ -197,6 +198,8 @@ class LightWatcher:
         self.ext_t = 0
         self.troughs = []  # last two trough times (us)
         self.last_turn = 0
+        self.peak_t = -1
+        self.split = None  # the inhale's share of the last whole breath seen (trough, peak, trough)
 
     def led(self, duty, t_us):
         if self.rising:
@@ -205,6 +208,7 @@ class LightWatcher:
             elif duty < self.ext - self.HYST:
                 self.rising = False
                 self.last_turn = self.ext_t
+                self.peak_t = self.ext_t
                 self.ext, self.ext_t = duty, t_us
         else:
             if duty < self.ext:
@@ -215,6 +219,8 @@ class LightWatcher:
                 self.troughs.append(self.ext_t)
                 if len(self.troughs) > 2:
                     self.troughs.pop(0)
+                if len(self.troughs) == 2 and self.troughs[0] < self.peak_t < self.troughs[1]:
+                    self.split = (self.peak_t - self.troughs[0]) / (self.troughs[1] - self.troughs[0])
                 self.ext, self.ext_t = duty, t_us
 
     def phase(self, t_us):
@@ -788,7 +794,9 @@ def configure(recording=None, person=None, buttons=None):
         args = {}
         names = {"seed": "seed", "hr": "hr_bpm", "resonance": "resonance_hz", "adherence": "adherence",
                  "rsa": "rsa_bpm", "noise": "noise", "artefacts": "artefact_rate",
-                 "ectopics": "ectopic_rate", "breath": "spont_breath_hz"}
+                 "ectopics": "ectopic_rate", "breath": "spont_breath_hz", "q": "q",
+                 "hrnoise": "hr_noise_bpm", "jitter": "jitter_s", "pwander": "phase_wander",
+                 "drift": "drift_bpm"}
         for k, v in kv.items():
             if k not in names:
                 raise ValueError("VAGAL_VIRTUAL_PERSON: unknown setting %r" % k)
