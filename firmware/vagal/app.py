@@ -1,8 +1,8 @@
 """The vagal application: asyncio tasks around a Board object (never machine/rp2 directly).
 
 Tasks: samples -> BeatDetector/HRV/ResonanceMeter, pacer -> LED and motor, serial commands, button,
-summaries, and a supervisor that feeds the watchdog only while every task keeps checking in, so a stalled or
-dead task resets the board. Each task body is a plain method (poll_samples, update_pacer, ...) so
+summaries, and a supervisor that feeds the watchdog only while every task keeps checking in, so a
+stalled or dead task resets the board. Each task body is a plain method (poll_samples, update_pacer, ...) so
 tests can drive the app step by step with a fake board and a fake clock; step() runs them all once.
 Bad input from the serial line is answered with an `err` line and never raises out of the app.
 
@@ -24,12 +24,6 @@ from vagal.hrv import HRV
 from vagal.pacer import LEVEL_MAX, RATE_MIN, Pacer, gamma, rise
 from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
 from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, ResonanceMeter
-
-_UNLOAD = sys.implementation.name == "micropython"  # free a mode's code when leaving it (heap)
-# The controllers' modules are imported when their mode starts (not at boot), to keep the heap small.
-_CONTROLLER_MODULES = ("vagal.assessment", "vagal.tuner", "vagal.winddown")
-ASSESS_RUNNING = 1  # Assessment.RUNNING / DONE (kept here: vagal.assessment is loaded on demand)
-ASSESS_DONE = 2
 from vagal.ticks import ticks_add, ticks_diff
 
 try:
@@ -73,6 +67,12 @@ IND_PULSE_OK = (1, 800, 0)  # one slow blink: pulse found
 IND_PULSE_LOST = (2, 300, 0)  # two quick blinks: no pulse (the pacer goes on without it)
 IND_DONE = (2, 900, 400)  # two long buzzes: assessment done, rate stored
 IND_FAILED = (3, 300, 150)  # three short buzzes: assessment failed, nothing stored
+
+_UNLOAD = sys.implementation.name == "micropython"  # free a mode's code when leaving it (heap)
+# The controllers' modules are imported when their mode starts (not at boot), to keep the heap small.
+_CONTROLLER_MODULES = ("vagal.assessment", "vagal.tuner", "vagal.winddown")
+ASSESS_RUNNING = 1  # Assessment.RUNNING / DONE (copied: vagal.assessment is loaded on demand)
+ASSESS_DONE = 2
 
 TASK_NAMES = ("samples", "pacer", "serial", "button", "summary")
 _T_SAMPLES = 0
