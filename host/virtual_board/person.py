@@ -134,10 +134,11 @@ class Person:
         x = self.q * (f_hz / self.resonance_hz - self.resonance_hz / f_hz)
         return self.rsa_bpm / math.sqrt(1.0 + x * x), math.atan(x)
 
-    def hr_now(self):
-        """Instantaneous heart rate (bpm) from the breathing state."""
+    def hr_now(self, ahead_s=0.0):
+        """Heart rate (bpm) from the breathing state, ahead_s into the future (the beat generator
+        runs LOOKAHEAD ahead of the samples: without this the RSA would lag the breathing by that)."""
         amp = self._amp if self._amp is not None else self.response(self.breath_hz)[0]
-        ph = self.breath_phase - self._split
+        ph = self.breath_phase + ahead_s * self.breath_hz - self._split
         return self.hr_bpm + self._drift + 0.5 * amp * math.cos(TWO_PI * ph - self._lag)
 
     def _pacer_rate(self, dt, pacer_phase):
@@ -200,7 +201,7 @@ class Person:
                               + rng.gauss() * self.phase_wander * math.sqrt(2 * dt / self.WANDER_TAU_S))
 
     def _gen_beats(self, until):
-        hr = self.hr_now()
+        hr = self.hr_now(until - self.t)
         step = 0.01
         while self._gen_t < until:
             dt = until - self._gen_t

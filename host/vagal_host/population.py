@@ -1,0 +1,266 @@
+"""Issue #4 acceptance on the virtual board: a simulated population, each person on their own board.
+
+Why here and not in tests/test_resonance_sim.py: that test drives the core classes directly; this
+runs the whole firmware (app, modes, protocol, settings) in the MicroPython unix port against the
+simulated person (host/virtual_board/person.py), exactly as a host would talk to a Pico. Per person:
+
+  (a) assessment: `mode assess`, then read `assess_result` (its refined `rate_mbpm`);
+  (b) practice: `set resonance_mbpm=<1 breath/min away>`, `mode practice`, 10 virtual minutes,
+      `stop`: the `summary` line's final pacer rate.
+
+Success is landing within +-0.25 breaths/min of the person's true resonance. People run in parallel
+worker processes, each board at max speed (a discrete-event virtual clock).
+
+    python -m vagal_host.population N [--workers W] [--seed0 S] [--step-s S] [--practice-min M]
+"""
+
+import argparse
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import random
+import sys
+import time
+
+from vagal import protocol
+
+from vagal_host.errors import VagalError
+
+TOLERANCE_BPM = 0.25
+PRACTICE_MIN = 10.0
+OFFSET_BPM = 1.0  # tuning starts this far from the true resonance
+READ_TIMEOUT_S = 0.5
+WALL_LIMIT_S = 600.0  # per phase of one person; a board that stalls this long is a failure
+
+
+def draw_person(seed):
+    """One member of the population (the ranges of issue #4 and of tests/test_resonance_sim.py)."""
+    rng = random.Random(seed)
+    p = {
+        "seed": seed,
+        "resonance_bpm": rng.uniform(4.5, 6.5),
+        "hr": rng.uniform(50.0, 90.0),
+        "rsa": rng.uniform(6.0, 24.0),  # peak-to-trough HR swing at resonance, bpm
+        "q": rng.uniform(1.5, 3.0),
+        "hrnoise": rng.uniform(0.5, 2.0),
+        "jitter": rng.uniform(0.002, 0.010),
+        "pwander": rng.uniform(0.02, 0.07),
+        "adherence": rng.uniform(0.7, 1.0),
+        "ectopics": rng.uniform(0.0, 0.01),
+        "noise": rng.uniform(0.005, 0.02),
+        "artefacts": rng.uniform(0.0, 0.3),
+        "drift": 2.0,
+    }
+    up = rng.random() < 0.5
+    start = p["resonance_bpm"] + (OFFSET_BPM if up else -OFFSET_BPM)
+    if not 4.0 <= start <= 7.0:
+        start = p["resonance_bpm"] + (-OFFSET_BPM if up else OFFSET_BPM)
+    p["tune_start_mbpm"] = int(round(start * 1000))
+    return p
+
+
+def _spec(p):
+    from vagal_host.virtual import person_spec
+
+    extra = {k: p[k] for k in ("rsa", "q", "hrnoise", "jitter", "pwander", "ectopics", "noise",
+                               "artefacts", "drift")}
+    # the resonance to 6 digits: a rounding of %g must not move it by a visible amount
+    spec = person_spec(p["seed"], p["hr"], 0.075, p["adherence"], **extra)
+    return spec.replace("resonance=0.075", "resonance=%.7f" % (p["resonance_bpm"] / 60.0))
+
+
+class Link:
+    """Commands out, decoded device lines in (checksummed and sequence-checked by vagal.protocol)."""
+
+    def __init__(self, port):
+        import serial
+
+        self.ser = serial.Serial(port, timeout=READ_TIMEOUT_S)
+        self.stats = protocol.LinkStats()
+        self.rid = 0
+        self.buf = b""
+
+    def send(self, kind, *args):
+        self.rid += 1
+        self.ser.write(protocol.encode_command(kind, self.rid, *args).encode())
+        return self.rid
+
+    def messages(self, until, what, limit_s=WALL_LIMIT_S):
+        """Yield decoded messages until until(msg) is true (that one included); VagalError naming
+        `what` if the board goes quiet or takes longer than limit_s."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit_s:
+            line = self.ser.readline()
+            if not line.endswith(b"\n"):
+                continue
+            msg = self.stats.accept(line.rstrip(b"\r\n"))
+            if msg is None:
+                continue
+            yield msg
+            if until(msg):
+                return
+        raise VagalError("no %s from the virtual board within %g s" % (what, limit_s))
+
+    def command(self, kind, *args):
+        """Send a command and wait for its ok; VagalError with the board's reason on err."""
+        rid = self.send(kind, *args)
+        for m in self.messages(lambda m: m.kind in ("ok", "err") and m["id"] == rid, "reply to " + kind, 60):
+            if m.kind == "err" and m["id"] == rid:
+                raise VagalError("%s %s: %s" % (kind, " ".join(map(str, args)), m["reason"]))
+        return rid
+
+    def close(self):
+        self.ser.close()
+
+
+def run_person(p, step_s=None, practice_min=PRACTICE_MIN):
+    """Assessment, then tuning from 1 breath/min away, on one virtual board. -> result row (dict)."""
+    from vagal_host.virtual import VirtualBoard
+
+    row = dict(p)
+    t0 = time.monotonic()
+    settings = {"autostart": False}
+    if step_s is not None:
+        settings["assess_step_s"] = int(step_s)
+    vb = VirtualBoard(speed="max", person=_spec(p), respawn=False)
+    with open(vb.settings_path, "w") as f:
+        json.dump(settings, f)
+    try:
+        vb.start()
+        link = Link(vb.port)
+        try:
+            link.command("ping")
+            link.stats = protocol.LinkStats()  # count from here: lines before we opened are gone
+            # (a) assessment: the stepped protocol, read to its result
+            link.command("mode", "assess")
+            steps = []
+            for m in link.messages(lambda m: m.kind == "assess_result", "assess_result"):
+                if m.kind == "assess_step":
+                    steps.append((m["rate_mbpm"], m["breaths"], m["swing_x10"]))
+                last = m
+            row.update(assess_state=last["state"], assess_mbpm=last["rate_mbpm"],
+                       assess_chosen_mbpm=last["chosen_mbpm"], assess_steps=steps,
+                       assess_min=round(last["t_ms"] / 60000.0, 2))
+            if link_running(link):
+                link.command("stop")
+            # (b) practice, tuning from 1 breath/min away
+            link.command("set", "resonance_mbpm=%d" % p["tune_start_mbpm"])
+            link.command("set", "tuning=1")
+            link.command("mode", "practice")
+            end_ms = int(practice_min * 60000)
+            for m in link.messages(lambda m: m.kind == "pacer" and m["t_ms"] >= end_ms, "10 minutes of practice"):
+                pass
+            rid = link.send("stop")
+            summary = None
+            for m in link.messages(lambda m: m.kind in ("ok", "err") and m["id"] == rid, "summary"):
+                if m.kind == "summary":
+                    summary = m
+            if summary is None:
+                raise VagalError("stop gave no summary line")
+            row.update(tune_final_mbpm=summary["rate_mbpm"], tune_breaths=summary["breaths"],
+                       tune_mode=summary["mode"])
+            row.update(lost=link.stats.lost, corrupt=link.stats.corrupt)
+        finally:
+            link.close()
+    except VagalError as e:
+        row["error"] = str(e)
+    finally:
+        vb.stop()
+        log = vb.log_text()
+    if "error" in row:
+        row["log_tail"] = log[-300:]
+    fr = p["resonance_bpm"]
+    a = row.get("assess_mbpm")
+    row["assess_err_bpm"] = a / 1000.0 - fr if a and row.get("assess_state") == "done" else None
+    f = row.get("tune_final_mbpm")
+    row["tune_err_bpm"] = f / 1000.0 - fr if f else None
+    row["wall_s"] = round(time.monotonic() - t0, 1)
+    return row
+
+
+def link_running(link):
+    """Whether a session runs (the status command)."""
+    rid = link.send("status")
+    running = False
+    for m in link.messages(lambda m: m.kind in ("ok", "err") and m["id"] == rid, "status"):
+        if m.kind == "status":
+            running = bool(m["running"])
+    return running
+
+
+def _within(errors):
+    ok = sum(1 for e in errors if e is not None and abs(e) <= TOLERANCE_BPM + 1e-9)
+    return ok / len(errors) if errors else 0.0
+
+
+def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN):
+    """n people (seeds seed0..), each on a virtual board, `workers` at a time in worker processes.
+
+    -> {"rows": [...], "assessment_within": share, "tuning_within": share, ...}; a person whose board
+    failed counts as a miss (their row says why)."""
+    if n < 1 or workers < 1:
+        raise VagalError("need at least one person and one worker (n=%r, workers=%r)" % (n, workers))
+    people = [draw_person(seed0 + i) for i in range(n)]
+    t0 = time.monotonic()
+    ctx = multiprocessing.get_context("spawn")  # no forked copies of a threaded parent
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, n), mp_context=ctx) as pool:
+        rows = list(pool.map(run_person, people, [step_s] * n, [practice_min] * n))
+    return {
+        "n": n,
+        "workers": workers,
+        "tolerance_bpm": TOLERANCE_BPM,
+        "practice_min": practice_min,
+        "assess_step_s": step_s,
+        "rows": rows,
+        "assessment_within": _within([r["assess_err_bpm"] for r in rows]),
+        "tuning_within": _within([r["tune_err_bpm"] for r in rows]),
+        "failed": sum(1 for r in rows if "error" in r),
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
+
+
+def _fmt(e):
+    return "   --" if e is None else "%+5.2f" % e
+
+
+def report(result):
+    lines = ["seed  f_r/min  HR  swing  Q    adh   assess        err   tune start->final   err"]
+    for r in result["rows"]:
+        lines.append("%4d  %6.2f  %3.0f  %5.1f %4.1f  %4.2f  %-8s %5.2f %s   %5.2f -> %5.2f  %s%s" % (
+            r["seed"], r["resonance_bpm"], r["hr"], r["rsa"], r["q"], r["adherence"],
+            r.get("assess_state", "-"), (r.get("assess_mbpm") or 0) / 1000.0, _fmt(r["assess_err_bpm"]),
+            r["tune_start_mbpm"] / 1000.0, (r.get("tune_final_mbpm") or 0) / 1000.0, _fmt(r["tune_err_bpm"]),
+            "   ERROR " + r["error"] if "error" in r else ""))
+    lines.append("assessment within +-%.2f breaths/min: %.0f %% of %d" % (
+        result["tolerance_bpm"], 100 * result["assessment_within"], result["n"]))
+    lines.append("tuning from 1 breath/min away, %g min: within +-%.2f: %.0f %% of %d" % (
+        result["practice_min"], result["tolerance_bpm"], 100 * result["tuning_within"], result["n"]))
+    lines.append("%d boards failed; %.0f s wall with %d workers" % (
+        result["failed"], result["wall_s"], result["workers"]))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m vagal_host.population", description=__doc__.split("\n")[0])
+    ap.add_argument("n", type=int, nargs="?", default=50, help="people (default 50)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--seed0", type=int, default=1)
+    ap.add_argument("--step-s", type=int, help="assessment step length, s (default: the board's, 120)")
+    ap.add_argument("--practice-min", type=float, default=PRACTICE_MIN)
+    ap.add_argument("--json", metavar="FILE", help="also write the whole result as JSON")
+    args = ap.parse_args(argv)
+    try:
+        result = run_population(args.n, args.workers, args.seed0, args.step_s, args.practice_min)
+    except VagalError as e:
+        print("vagal population: %s" % e, file=sys.stderr)
+        return 2
+    print(report(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

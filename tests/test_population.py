@@ -1,0 +1,52 @@
+"""The issue #4 population run (vagal_host.population) on two people with short assessment steps:
+the machinery - each person on their own virtual board in a worker process, assessment read to its
+result, practice tuned from 1 breath/min away and stopped for its summary - not the success rates
+(make bench runs 50 people with the real step length for those)."""
+
+import pytest
+
+from vagal_host import population as pop
+from vagal_host.errors import VagalError
+
+
+def test_two_people_assessed_and_tuned_on_virtual_boards():
+    result = pop.run_population(2, workers=2, seed0=3, step_s=30, practice_min=2)
+    rows = result["rows"]
+    assert [r["seed"] for r in rows] == [3, 4]
+    for r in rows:
+        assert "error" not in r, r
+        assert 4.5 <= r["resonance_bpm"] <= 6.5 and 0.7 <= r["adherence"] <= 1.0
+        assert r["assess_state"] in ("done", "failed")
+        # the stepped protocol: 6.5 down to 4.5 breaths/min in 0.5 steps
+        assert [s[0] for s in r["assess_steps"]] == [6500, 6000, 5500, 5000, 4500]
+        assert 2.4 <= r["assess_min"] <= 5.5  # short steps: not the 10+ min of 120 s steps
+        assert abs(r["tune_start_mbpm"] / 1000.0 - r["resonance_bpm"]) == pytest.approx(1.0, abs=0.001)
+        assert r["tune_mode"] == "practice" and r["tune_breaths"] >= 5
+        # tuning moved the rate from where it started, towards the resonance
+        start_err = r["tune_start_mbpm"] / 1000.0 - r["resonance_bpm"]
+        assert abs(r["tune_err_bpm"]) < abs(start_err), r
+        assert r["lost"] == 0 and r["corrupt"] == 0
+    shares = [0.0, 0.5, 1.0]
+    assert result["assessment_within"] in shares and result["tuning_within"] in shares
+    want = sum(1 for r in rows if r["tune_err_bpm"] is not None and abs(r["tune_err_bpm"]) <= 0.25) / 2
+    assert result["tuning_within"] == want
+    text = pop.report(result)
+    assert "assessment within +-0.25 breaths/min" in text and "of 2" in text
+
+
+def test_people_are_drawn_from_the_issue_ranges_and_reproducibly():
+    people = [pop.draw_person(s) for s in range(1, 201)]
+    assert people[0] == pop.draw_person(1)
+    for key, lo, hi in (("resonance_bpm", 4.5, 6.5), ("hr", 50, 90), ("adherence", 0.7, 1.0),
+                        ("q", 1.5, 3.0), ("rsa", 6, 24)):
+        vals = [p[key] for p in people]
+        assert lo <= min(vals) and max(vals) <= hi, key
+        assert max(vals) - min(vals) > 0.8 * (hi - lo), key  # the whole range, not one corner
+    for p in people:
+        assert 4.0 <= p["tune_start_mbpm"] / 1000.0 <= 7.0
+        assert abs(abs(p["tune_start_mbpm"] / 1000.0 - p["resonance_bpm"]) - 1.0) < 0.001
+
+
+def test_bad_population_arguments():
+    with pytest.raises(VagalError, match="at least one person"):
+        pop.run_population(0, workers=2)
