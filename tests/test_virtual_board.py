@@ -12,19 +12,22 @@ from vagal_host.virtual import VIRTUAL, VirtualBoard, person_spec, write_recordi
 
 def _lines(port, until, timeout_s):
     """Read lines until until(parts) is true or timeout; -> list of split lines."""
-    s = serial.Serial(port, timeout=0.5)
+    s = serial.Serial(port, timeout=0.2)
     out = []
+    pending = b""
     t0 = time.monotonic()
-    try:
+    try:  # read in chunks, not readline(): an 8-hour session is 220k lines
         while time.monotonic() - t0 < timeout_s:
-            line = s.readline()
-            if not line:
+            chunk = s.read(s.in_waiting or 1)
+            if not chunk:
                 continue
-            parts = line.split(b"*")[0].split()
-            if parts:
-                out.append(parts)
-                if until(parts):
-                    break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                parts = line.split(b"*")[0].split()
+                if parts:
+                    out.append(parts)
+                    if until(parts):
+                        return out
     finally:
         s.close()
     return out
