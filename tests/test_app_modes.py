@@ -192,6 +192,21 @@ def test_reboot_mid_session_keeps_settings_and_starts_in_the_stored_mode(tmp_pat
     assert not (tmp_path / "settings.json.tmp").exists()
 
 
+def test_reboot_mid_assessment_stores_nothing_and_starts_in_the_saved_mode(tmp_path):
+    write_settings(tmp_path, mode="pace", rate_mbpm=5000, assess_step_s=30)
+    app, board = boot(tmp_path)
+    board.send(P.encode_command("date", 1, "2026-11-26"))
+    board.send(P.encode_command("mode", 2, "assess"))
+    run_for(app, board, 40, step_us=20000)
+    assert app.mode == "assess" and app.ctrl.state == app_mod.ASSESS_RUNNING
+    text = (tmp_path / "settings.json").read_text()
+    app2, board2 = boot(tmp_path)  # power cut mid-assessment
+    assert (tmp_path / "settings.json").read_text() == text
+    assert app2.mode == "pace" and app2.running and app2.pacer.rate_mbpm == 5000
+    assert app2.settings.get("resonance_mbpm") == 0 and app2.settings.get("resonance_date") == ""
+    assert app2.date == ""  # the date is not kept over a reset: the host tells it again
+
+
 def test_winddown_20_minutes_fades_to_darkness_and_stops_by_itself(tmp_path):
     write_settings(tmp_path, mode="winddown", winddown_min=20, resonance_mbpm=5500)
     app, board = boot(tmp_path)
