@@ -372,6 +372,37 @@ def test_tuning_can_be_switched_off_and_on_mid_practice(tmp_path):
         "set tuning=0", "set tuning=1", "set resonance_mbpm=5200"]
 
 
+def test_any_mode_date_status_or_set_line_gets_exactly_one_answer(tmp_path):
+    from hypothesis import given, settings as hsettings, strategies as st
+
+    app, board = boot(tmp_path)
+    run_for(app, board, 1)
+    words = st.sampled_from(["mode", "date", "status", "set", "start", "stop"])
+    args = st.one_of(st.sampled_from(list(S.MODES) + ["", "2026-02-28", "2024-02-29", "mode=pace",
+                                                        "mode=assess", "winddown_min=20",
+                                                        "tuning=0", "assess_step_s=30"]),
+                     st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=12))
+    state = {"rid": 100}
+
+    @hsettings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(words, args), min_size=1, max_size=4))
+    def check(cmds):
+        ids = []
+        for word, arg in cmds:
+            state["rid"] += 1
+            ids.append(state["rid"])
+            board.send(("%s %d %s" % (word, state["rid"], arg)).rstrip() + "\n")
+        run_for(app, board, 0.3)
+        for rid in ids:
+            assert len(replies(board, rid)) == 1, rid
+        assert app.failure is None and app.mode in S.MODES
+        assert not [m for m in board.messages()[-60:] if m.kind == "err" and "internal" in m["reason"]]
+
+    check()
+    again = S.Settings(str(tmp_path / "settings.json"))
+    assert again.load() == []  # whatever was set, the file on flash is valid
+
+
 LOCKED_RUN = r'''
 import micropython
 from vagal import app as app_mod
