@@ -173,6 +173,36 @@ def test_signal_lost_mid_assessment_extends_the_step_and_still_ends_cleanly(tmp_
     assert replies(board, 9)[0]["text"] == "pong"
 
 
+def test_assessment_without_a_pulse_fails_stores_nothing_and_says_so(tmp_path):
+    write_settings(tmp_path, assess_step_s=30, resonance_mbpm=5200, resonance_date="2026-11-01")
+    app, board = boot(tmp_path)
+    board.contact = False
+    board.send(P.encode_command("mode", 1, "assess"))
+    t = 0
+    while not of(board, "assess_result") and t < 400:
+        buzz_from = len(board.motor)
+        run_for(app, board, 1, step_us=20000)
+        t += 1
+    result = of(board, "assess_result")
+    assert len(result) == 1 and result[0]["state"] == "failed"
+    assert result[0]["rate_mbpm"] == 0 and result[0]["date"] == "-"
+    assert [s["breaths"] for s in of(board, "assess_step")] == [0] * 5
+    assert all(b["valid"] == 0 for b in of(board, "breath"))
+    assert app.settings.get("resonance_mbpm") == 5200  # the old result stays
+    assert app.settings.get("resonance_date") == "2026-11-01"
+    assert app.mode == "practice" and app.pacer.target_mbpm == 5200 and app.running
+    run_for(app, board, 2, step_us=20000)
+    runs = []  # lengths of the motor's on-runs, in 20 ms updates
+    n = 0
+    for level in board.motor[buzz_from:]:
+        if level:
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    assert len([r for r in runs if r >= 6]) == 3, runs  # three 150 ms buzzes; breath cues <= 90 ms
+
+
 def test_reboot_mid_session_keeps_settings_and_starts_in_the_stored_mode(tmp_path):
     write_settings(tmp_path, resonance_mbpm=5200, resonance_date="2026-11-20", brightness=40)
     app, board = boot(tmp_path)
