@@ -269,46 +269,58 @@ class App:
                 gc.collect()
 
     def _start_controller(self, now, glide):
-        """Make the current mode's controller and set the pacer going toward its rate."""
+        """Make the current mode's controller and set the pacer going toward its rate. Without the
+        memory to load it, the mode paces at its start rate (logged): the light must go on."""
         s = self.settings
         p = self.pacer
         mode = self.mode
         self.ctrl = None
-        self._load(mode)
         rate = self._mode_rate()
         bright = s.get("brightness")
         haptics = s.get("haptics")
         self._haptic_pct = -1
-        if mode == "practice":
-            if s.get("tuning"):
-                if ABS_MIN_MBPM <= rate <= ABS_MAX_MBPM:
-                    from vagal.tuner import Tuner
-                    self.ctrl = Tuner(self.meter, rate)
-                    self.ctrl.start(now)
-                else:
-                    self.log("warn", "tuning needs a start rate within %d..%d mbpm, not %d: fixed rate"
-                             % (ABS_MIN_MBPM, ABS_MAX_MBPM, rate))
-        elif mode == "assess":
-            from vagal.assessment import Assessment
-            self.ctrl = Assessment(self.meter, step_s=s.get("assess_step_s"))
-            self.ctrl.start(now)
-            self._assess_step = 0
-            rate = self.ctrl.rate_mbpm
-        elif mode == "winddown":
-            haptic_only = s.get("winddown_haptic_only")
-            from vagal.winddown import WindDown
-            self.ctrl = WindDown(end_mbpm=self._practice_rate(), minutes=s.get("winddown_min"),
-                                 start_mbpm=rate, brightness_pct=bright,
-                                 haptic_pct=s.get("haptic_pct"), haptic_only=haptic_only,
-                                 meter=self.meter)
-            self.ctrl.start(now)
-            bright = self.ctrl.brightness_pct
-            haptics = haptics or haptic_only
+        try:
+            self._load(mode)
+            self._make_controller(mode, rate, now)
+        except MemoryError as e:
+            self.ctrl = None
+            self.log("error", "%s: no memory for its controller (%s): fixed rate" % (mode, e))
+        c = self.ctrl
+        if c is not None:
+            rate = c.rate_mbpm
+            if mode == "winddown":
+                bright = c.brightness_pct
+                haptics = haptics or c.haptic_only
         p.set_rate(rate, glide)
         p.set_haptics(haptics, s.get("haptic_pct"))
         self._bright_target = bright
         if not glide:
             p.set_brightness(bright)
+
+    def _make_controller(self, mode, rate, now):
+        s = self.settings
+        if mode == "practice":
+            if not s.get("tuning"):
+                return
+            if not ABS_MIN_MBPM <= rate <= ABS_MAX_MBPM:
+                self.log("warn", "tuning needs a start rate within %d..%d mbpm, not %d: fixed rate"
+                         % (ABS_MIN_MBPM, ABS_MAX_MBPM, rate))
+                return
+            from vagal.tuner import Tuner
+            c = Tuner(self.meter, rate)
+        elif mode == "assess":
+            from vagal.assessment import Assessment
+            c = Assessment(self.meter, step_s=s.get("assess_step_s"))
+            self._assess_step = 0
+        elif mode == "winddown":
+            from vagal.winddown import WindDown
+            c = WindDown(end_mbpm=self._practice_rate(), minutes=s.get("winddown_min"), start_mbpm=rate,
+                         brightness_pct=s.get("brightness"), haptic_pct=s.get("haptic_pct"),
+                         haptic_only=s.get("winddown_haptic_only"), meter=self.meter)
+        else:
+            return
+        c.start(now)
+        self.ctrl = c
 
     def set_mode(self, name, source):
         """Switch to mode `name` (a session running goes on, gliding); saved as the start-up mode
