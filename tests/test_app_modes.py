@@ -433,6 +433,26 @@ def test_any_mode_date_status_or_set_line_gets_exactly_one_answer(tmp_path):
     assert again.load() == []  # whatever was set, the file on flash is valid
 
 
+def test_a_controller_that_does_not_fit_in_memory_leaves_a_fixed_rate_pacer(tmp_path):
+    app, board = boot(tmp_path)
+    run_for(app, board, 2)
+
+    def no_memory(mode, rate, now):
+        raise MemoryError("memory allocation failed, allocating 368 bytes")
+
+    app._make_controller = no_memory
+    board.send(P.encode_command("mode", 1, "assess"))
+    run_for(app, board, 1)
+    assert replies(board, 1)[0]["text"] == "mode assess"
+    assert app.mode == "assess" and app.ctrl is None and app.running
+    assert app.pacer.target_mbpm == 6500  # the mode's start rate, held
+    logs = [m["text"] for m in of(board, "log") if m["level"] == "error"]
+    assert len(logs) == 1 and "assess: no memory" in logs[0]
+    n = len(board.led)
+    run_for(app, board, 2)
+    assert len(board.led) > n and max(board.led[n:]) > 0  # the light goes on
+
+
 LOCKED_RUN = r'''
 import micropython
 from vagal import app as app_mod
