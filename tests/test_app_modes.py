@@ -92,6 +92,21 @@ def test_mode_switch_mid_breath_never_jumps_the_led(tmp_path):
     assert app.settings.get("mode") == "practice"  # switching saves the start-up mode (not assess)
 
 
+def test_brightness_glides_across_the_ticks_wrap(tmp_path):
+    from vagal.ticks import TICKS_MAX
+
+    app, board = boot(tmp_path, start_us=(TICKS_MAX - 6000) * 1000)  # ticks_ms wraps in 6 s
+    run_for(app, board, 3)
+    board.send("set 1 brightness=20\n")
+    seen = []
+    for _ in range(60):
+        run_for(app, board, 0.1)
+        seen.append(app.pacer.brightness)
+    assert board.ticks_ms() < 10000  # wrapped on the way
+    assert seen[-1] == 20 and seen == sorted(seen, reverse=True)
+    assert 38 <= seen.index(20) <= 42  # 40 steps of 1 %, one every 100 ms
+
+
 def test_assessment_done_stores_the_rate_and_date_then_practice(tmp_path):
     write_settings(tmp_path, assess_step_s=30, autostart=False)
     board = person_board(tmp_path, resonance_hz=0.09)  # 5.4 breaths/min

@@ -126,7 +126,7 @@ class App:
         self.date = ""  # today, as told by the `date` command ("" unknown)
         self.led = 0  # the LED duty last driven
         self._bright_target = 0
-        self._next_bright_ms = 0
+        self._bright_ms = 0  # ticks_ms of the last brightness step
         self._haptic_pct = -1  # strength last given to the pacer by the controller
         self._assess_step = 0
         self._breath_seen = 0
@@ -606,9 +606,11 @@ class App:
         now = self._clock()
         p = self.pacer
         b = p.brightness
-        if b != self._bright_target and ticks_diff(now_ms, self._next_bright_ms) >= 0:
-            self._next_bright_ms = ticks_add(now_ms, BRIGHT_STEP_MS)
-            p.brightness = b + 1 if b < self._bright_target else b - 1
+        if b != self._bright_target:
+            d = ticks_diff(now_ms, self._bright_ms)
+            if d >= BRIGHT_STEP_MS or d < 0:  # < 0: the last step is days old (ticks wrapped)
+                self._bright_ms = now_ms
+                p.brightness = b + 1 if b < self._bright_target else b - 1
         p.update(now)
         self.meter.pace(now, p)
         self._control(now)
