@@ -65,9 +65,7 @@ def _spec(p):
 
     extra = {k: p[k] for k in ("rsa", "q", "hrnoise", "jitter", "pwander", "ectopics", "noise",
                                "artefacts", "drift")}
-    # the resonance to 6 digits: a rounding of %g must not move it by a visible amount
-    spec = person_spec(p["seed"], p["hr"], 0.075, p["adherence"], **extra)
-    return spec.replace("resonance=0.075", "resonance=%.7f" % (p["resonance_bpm"] / 60.0))
+    return person_spec(p["seed"], p["hr"], p["resonance_bpm"] / 60.0, p["adherence"], **extra)
 
 
 class Link:
@@ -149,7 +147,8 @@ def run_person(p, step_s=None, practice_min=PRACTICE_MIN):
             link.command("set", "tuning=1")
             link.command("mode", "practice")
             end_ms = int(practice_min * 60000)
-            for m in link.messages(lambda m: m.kind == "pacer" and m["t_ms"] >= end_ms, "10 minutes of practice"):
+            for m in link.messages(lambda m: m.kind == "pacer" and m["t_ms"] >= end_ms,
+                                   "%g minutes of practice" % practice_min):
                 pass
             rid = link.send("stop")
             summary = None
@@ -201,6 +200,9 @@ def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN):
     failed counts as a miss (their row says why)."""
     if n < 1 or workers < 1:
         raise VagalError("need at least one person and one worker (n=%r, workers=%r)" % (n, workers))
+    from vagal_host.virtual import build
+
+    build()  # once, before the workers start their boards
     people = [draw_person(seed0 + i) for i in range(n)]
     t0 = time.monotonic()
     ctx = multiprocessing.get_context("spawn")  # no forked copies of a threaded parent

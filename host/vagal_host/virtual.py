@@ -53,9 +53,13 @@ def build(dest=BUILD):
             if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
                 continue
             out.parent.mkdir(parents=True, exist_ok=True)
-            r = subprocess.run([mpy_cross, "-o", str(out), str(src)], capture_output=True, text=True)
+            # compiled beside it, then renamed: boards started in parallel (population runs) never
+            # load a half-written .mpy
+            tmp = out.with_name("%s.%d.tmp" % (out.name, os.getpid()))
+            r = subprocess.run([mpy_cross, "-o", str(tmp), str(src)], capture_output=True, text=True)
             if r.returncode != 0:
                 raise VagalError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
+            os.replace(tmp, out)
     return ":".join([str(dest / "fakes"), str(dest / "firmware"), str(dest / "host"), ".frozen"])
 
 

@@ -155,7 +155,8 @@ class Person:
                     self._pacer_hz = inst
                 else:
                     self._pacer_hz += (inst - self._pacer_hz) * min(1.0, dt / 2.0)
-        wrapped = pacer_phase is not None and self._pacer_last is not None and pacer_phase < self._pacer_last - 0.5
+        last = self._pacer_last
+        wrapped = pacer_phase is not None and last is not None and pacer_phase < last - 0.5
         self._pacer_last = pacer_phase
         return wrapped
 
