@@ -18,7 +18,9 @@ from vagal.hrv import isqrt
 from vagal.ticks import ticks_add, ticks_diff
 
 BEATS = 64  # beats remembered: > one 15 s breath at 200 bpm
-BEAT_DELAY_US = 700000  # a beat is reported up to 0.5 s after its peak: wait before judging a breath
+# A beat counts at the midpoint of its interval (up to 0.75 s before its peak at 40 bpm) and is
+# reported up to 0.5 s after its peak: wait this long after a breath ends before judging it.
+BEAT_DELAY_US = 1300000
 MIN_BEATS = 4
 PLV_BREATHS = 5  # breaths in the phase-locking (entrainment) estimate
 PLV_ENTRAINED = 60  # x100: phase locking at or above this counts as following the pacer

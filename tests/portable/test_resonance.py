@@ -23,8 +23,10 @@ def test_atan2_deg_matches_math_within_1_degree():
             assert abs(d) <= 1, (x, y, got, want)
 
 
-def _breathe(rate_mbpm, seconds, hr0, swing_bpm, lag_deg, reject_at=-1, meter=None):
-    """Beats whose HR = hr0 + swing/2 * cos(pacer angle - end of inhale - lag); the real Pacer."""
+def _breathe(rate_mbpm, seconds, hr0, swing_bpm, lag_deg, reject_at=-1, meter=None, delay_us=0):
+    """Beats whose HR = hr0 + swing/2 * cos(pacer angle - end of inhale - lag); the real Pacer.
+    Each beat reaches the meter delay_us after its peak, as the detector reports it."""
+    late = []
     p = Pacer(rate_mbpm=rate_mbpm)
     m = meter if meter is not None else ResonanceMeter()
     t = 1000
@@ -38,6 +40,9 @@ def _breathe(rate_mbpm, seconds, hr0, swing_bpm, lag_deg, reject_at=-1, meter=No
         t = ticks_add(t, 20000)
         elapsed += 20000
         p.update(t)
+        while late and elapsed >= late[0][0]:
+            _, tb, ibi, ok = late.pop(0)
+            m.beat(tb, ibi, ok)
         m.pace(t, p)
         if m.seq != len(results):
             results.append((m.valid, m.swing_x10, m.fit_x10, m.phase_deg))
@@ -49,7 +54,7 @@ def _breathe(rate_mbpm, seconds, hr0, swing_bpm, lag_deg, reject_at=-1, meter=No
             if last_beat is not None:
                 ibi = ticks_diff(t, last_beat)
                 beats += 1
-                m.beat(t, ibi, beats != reject_at)
+                late.append((elapsed + delay_us, t, ibi, beats != reject_at))
             last_beat = t
     return results
 
@@ -62,6 +67,15 @@ def test_swing_and_phase_of_a_known_sinusoidal_heart_rate():
         assert 85 <= swing <= 105, swing  # beats sample the peak and trough closely: 10 bpm
         assert 85 <= fit <= 110, fit
         assert abs(phase - 30) <= 12, phase
+
+
+def test_beats_reported_late_at_a_slow_heart_rate_still_count():
+    # at 44 bpm a beat whose interval midpoint is inside a breath can peak 0.68 s after the breath
+    # ends, and the detector may report it 0.5 s after that: the breath must wait for it
+    on_time = _breathe(6000, 130, 44.0, 8.0, 0)
+    late = _breathe(6000, 130, 44.0, 8.0, 0, delay_us=500000)
+    assert len(on_time) >= 10 and len(late) == len(on_time), (on_time, late)
+    assert late == on_time, (on_time, late)
 
 
 def test_breath_with_a_rejected_beat_is_ignored():
