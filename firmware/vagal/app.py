@@ -357,6 +357,7 @@ class App:
         self._anchor_us = now
         self.hrv.reset()
         self.meter.reset()
+        self.meter.signal(self.quality == OK)   # reset() assumes a good signal: say what it is
         self._breath_seen = self.meter.seq
         self._coh_seen = self.meter.coherence.seq
         self._hr_sum = 0
