@@ -406,33 +406,45 @@ class App:
         xbuf = self.xbuf
         tbuf = self.tbuf
         period = self._period_us
+        # the per-sample state lives in locals for the loop (attribute access costs on MicroPython)
+        prev = self._prev_t
+        have_prev = self._have_prev_t
+        jitter = self.jitter_us
+        q = self.quality
         while True:
             n = board.read(xbuf, tbuf)
             for i in range(n):
                 x = xbuf[i]
                 t = tbuf[i]
-                if self._have_prev_t:
-                    j = ticks_diff(t, self._prev_t) - period
+                if have_prev:
+                    j = ticks_diff(t, prev) - period
                     if j < 0:
                         j = -j
-                    if j > self.jitter_us:
-                        self.jitter_us = j
-                self._prev_t = t
-                self._have_prev_t = True
+                    if j > jitter:
+                        jitter = j
+                prev = t
+                have_prev = True
                 if det.push(x, t):
                     self._on_beat()
-                if det.quality != self.quality:
-                    self._on_quality(det.quality)
+                if det.quality != q:
+                    q = det.quality
+                    self._on_quality(q)
                 if self.raw:
-                    if self.raw_n == 0:
-                        self.raw_t_ms = self.session_ms(t)
-                    self.raw_buf[self.raw_n] = x
-                    self.raw_n += 1
-                    if self.raw_n == RAW_BATCH:
-                        self.raw_n = 0
-                        self.send("raw", self.raw_t_ms, self.fs, self.raw_buf)
+                    self._raw_sample(x, t)
             if n < len(xbuf):
-                return
+                break
+        self._prev_t = prev
+        self._have_prev_t = have_prev
+        self.jitter_us = jitter
+
+    def _raw_sample(self, x, t):
+        if self.raw_n == 0:
+            self.raw_t_ms = self.session_ms(t)
+        self.raw_buf[self.raw_n] = x
+        self.raw_n += 1
+        if self.raw_n == RAW_BATCH:
+            self.raw_n = 0
+            self.send("raw", self.raw_t_ms, self.fs, self.raw_buf)
 
     def _on_beat(self):
         det = self.det
