@@ -222,6 +222,12 @@ class VirtualBoard:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # the relay must be out of its select/read before the fds close: a closed number is reused
+        # by the next open() (a settings file the caller reads...), and a late os.read on it would
+        # silently eat that file's bytes
+        relay = getattr(self, "_relay_thread", None)
+        if relay is not None and relay is not threading.current_thread():
+            relay.join(5)
         for fd in (self._master, self._slave, self._a_master, self._a_slave):
             if fd is not None:
                 try:
