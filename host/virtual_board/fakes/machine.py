@@ -269,6 +269,7 @@ class _Sim:
         self.busy = False
         self.irq_calls = 0
         self.mem32_writes = []
+        self.caught_up = -1  # virtual time the simulation last ran to
         self.heap_every_us = 0
         self.heap_next_us = 0
         self.heap_base = 0  # live bytes before the firmware: interpreter start + the fakes
@@ -309,9 +310,12 @@ def catch_up():
     """Run the simulated hardware up to the current virtual time."""
     if sim.busy:
         return
+    now = _vt.elapsed_us()
+    if now == sim.caught_up:
+        return  # nothing can have happened since: the clock has not moved (most calls in max mode)
+    sim.caught_up = now
     sim.busy = True
     try:
-        now = _vt.elapsed_us()
         _wdt_check(now)
         if sim.running:
             _adc_run(now)
