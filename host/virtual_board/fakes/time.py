@@ -3,7 +3,8 @@
 The built-in stays reachable as `utime` (the unix port resolves that name to the built-in module,
 not to this file), so nothing recurses. Configured from the environment at import:
 
-VAGAL_VIRTUAL_SPEED   "1" (default) real time, "N" N times faster, "max" as fast as the CPU allows:
+VAGAL_VIRTUAL_SPEED   "1" (default) real time, "N" N times faster (a stall of this process is not
+                      passed on as a stall of the board: see STALL_CAP_US), "max" as fast as the CPU allows:
                       virtual time then moves only when the program waits (sleep*, select.poll) -
                       a discrete-event clock, so the app never falls behind its samples.
 VAGAL_VIRTUAL_WRAP_S  start ticks_us and ticks_ms this many virtual seconds before their 2**30 wrap.
@@ -55,6 +56,14 @@ else:
 
 _real0_ns = _rt.time_ns()
 _epoch0_ns = _real0_ns
+# Scaled mode: a Pico never stalls, but this process can (another process takes the CPU, the host
+# is slow): at speed N a 100 ms stall would be N/10 s of virtual time in which no task ran, and the
+# app's watchdog would fire. So between two readings the clock moves at most STALL_CAP_US beyond
+# what the program asked to wait for; time lost that way is not caught up (speed is best effort).
+STALL_CAP_US = 50000
+_virt = 0  # scaled mode: virtual microseconds handed out so far
+_lost = 0  # scaled mode: virtual microseconds dropped by the stall cap
+_allow = STALL_CAP_US
 _el = 0  # max mode: virtual microseconds since start
 _idle_reads = 0
 _irq_t = None  # while an interrupt handler runs: the virtual time of its event
@@ -73,7 +82,27 @@ def elapsed_us():
             _idle_reads = 0
             advance_us(1000)
         return _el
-    return int((_rt.time_ns() - _real0_ns) * SPEED) // 1000
+    return _scaled_us()
+
+
+def _scaled_us():
+    global _virt, _lost, _allow
+    v = int((_rt.time_ns() - _real0_ns) * SPEED) // 1000 - _lost
+    d = v - _virt
+    if d > _allow:
+        _lost += d - _allow
+        d = _allow
+    if d > 0:
+        _virt += d
+        _allow = STALL_CAP_US
+    return _virt
+
+
+def _will_wait(us):
+    """Scaled mode: the program is about to wait us of virtual time; let the clock move that far."""
+    global _allow
+    _scaled_us()
+    _allow = us + STALL_CAP_US
 
 
 def advance_us(us):
@@ -117,6 +146,7 @@ def sleep_us(us):
     if MAX:
         advance_us(us)
     else:
+        _will_wait(us)
         _rt.sleep_us(int(us / SPEED))
 
 
@@ -141,4 +171,5 @@ def wait_ms(timeout_ms, poll_real):
         if not r and timeout_ms > 0:
             advance_us(timeout_ms * 1000)
         return r
+    _will_wait(timeout_ms * 1000)
     return poll_real(int(timeout_ms / SPEED))
