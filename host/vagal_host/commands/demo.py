@@ -37,7 +37,9 @@ def add_arguments(p):
                    help="session file to write (default sessions/<timestamp>.vagal)")
     p.add_argument("--overwrite", action="store_true", help="replace the session file if it exists")
     p.add_argument("--live", action="store_true", help="show the live terminal view (default: headless)")
-    p.add_argument("--rate", metavar="BPM", help="pacer rate in breaths/min (default: the firmware's, 6)")
+    p.add_argument("--rate", metavar="BPM",
+                   help="pacer rate in breaths/min, in pace mode unless --mode says otherwise "
+                        "(default: the firmware's, 6)")
     p.add_argument("--hr", default="65", metavar="BPM", help="the simulated person's mean heart rate")
     p.add_argument("--resonance", default="0.09", metavar="HZ",
                    help="the person's resonance frequency, 0.075-0.11 Hz")
@@ -76,6 +78,10 @@ def run(args):
         rate = _number("--rate", args.rate, pacer.RATE_MIN / 1000, pacer.RATE_MAX / 1000)
         settings["rate_mbpm"] = int(round(rate * 1000))
         header["rate_mbpm"] = str(settings["rate_mbpm"])
+        if args.mode is None:
+            # a rate asked for is a rate kept: start in the fixed-rate mode, not practice (whose
+            # tuner would move the pacer off it)
+            settings["mode"] = "pace"
 
     board = VirtualBoard(speed=speed, person=person)
     if settings:  # the board's own settings file, as if set on the device before this session
