@@ -58,3 +58,21 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, needl
 def test_evaluate_without_references_is_an_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "no recordings" in capsys.readouterr().err
+
+
+def test_replay_reports_progress_over_every_sample(tmp_path):
+    from vagal_host.replay_engines import CHUNK, replay_cpython
+
+    class Seen:
+        def __init__(self):
+            self.done = 0
+            self.calls = 0
+
+        def advance(self, n):
+            self.done += n
+            self.calls += 1
+
+    samples = [30000 + (i * 37) % 900 for i in range(2 * CHUNK + 123)]
+    seen = Seen()
+    replay_cpython(samples, 250, tmp_path / "b.csv", progress=seen)
+    assert seen.done == len(samples) and seen.calls == 3

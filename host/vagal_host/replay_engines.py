@@ -50,15 +50,22 @@ def _atomic_target(out_path):
     return Path(tmp)
 
 
-def replay_cpython(samples, fs, out_path):
+CHUNK = 50000  # samples between progress updates
+
+
+def replay_cpython(samples, fs, out_path, progress=None):
+    """progress: a vagal_host.progress.Progress (or None) advanced in samples."""
     num, den = rate_fraction(fs)
     tmp = _atomic_target(out_path)
     try:
         with open(tmp, "w", newline="\n") as out:
             r = Replay(num, den, out)
             feed = r.feed
-            for x in samples:
-                feed(x)
+            for i in range(0, len(samples), CHUNK):
+                for x in samples[i:i + CHUNK]:
+                    feed(x)
+                if progress is not None:
+                    progress.advance(min(CHUNK, len(samples) - i))
             summary = r.summary(num, den)
         os.replace(tmp, out_path)
     finally:
@@ -67,7 +74,7 @@ def replay_cpython(samples, fs, out_path):
     return summary
 
 
-def replay_micropython(samples, fs, out_path, heapsize="256K"):
+def replay_micropython(samples, fs, out_path, heapsize="256K", progress=None):
     num, den = rate_fraction(fs)
     tmp = _atomic_target(out_path)
     with tempfile.TemporaryDirectory(prefix="vagal-replay-") as d:
@@ -79,10 +86,18 @@ def replay_micropython(samples, fs, out_path, heapsize="256K"):
         )
         env = dict(os.environ, MICROPYPATH="%s:.frozen" % FIRMWARE)
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [micropython_binary(), "-X", "heapsize=%s" % heapsize, "-c", code],
-                env=env, capture_output=True, text=True,
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
+            while True:
+                try:
+                    stdout, stderr = proc.communicate(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    if progress is not None:
+                        progress.stage("replaying in the MicroPython unix port")
+            proc.stdout, proc.stderr = stdout, stderr
             if proc.returncode != 0:
                 raise VagalError("MicroPython replay failed: %s" % (proc.stderr.strip().splitlines() or ["?"])[-1])
             os.replace(tmp, out_path)

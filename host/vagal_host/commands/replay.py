@@ -3,6 +3,7 @@
 import os
 
 from vagal_host.errors import VagalError
+from vagal_host.progress import Progress
 from vagal_host.recording import load_recording
 from vagal_host.replay_engines import replay_cpython, replay_micropython
 
@@ -17,16 +18,18 @@ def add_arguments(p):
     p.add_argument("--beats", required=True, metavar="OUT.csv", help="where to write the beats")
     p.add_argument("--engine", choices=("cpython", "micropython"), default="cpython",
                    help="run the core on CPython (default) or inside the MicroPython unix port")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal)")
 
 
 def run(args):
     if os.path.isdir(args.beats):
         raise VagalError("--beats %s is a directory" % args.beats)
     rec = load_recording(args.recording, args.column, args.fs)
-    if args.engine == "micropython":
-        summary = replay_micropython(rec.samples, rec.fs, args.beats)
-    else:
-        summary = replay_cpython(rec.samples, rec.fs, args.beats)
+    with Progress("replaying %s" % rec.name, total=len(rec.samples), quiet=args.quiet) as progress:
+        if args.engine == "micropython":
+            summary = replay_micropython(rec.samples, rec.fs, args.beats, progress=progress)
+        else:
+            summary = replay_cpython(rec.samples, rec.fs, args.beats, progress=progress)
     print("%s [%s, %.1f s at %g Hz, %s]: %s" % (
         rec.name, rec.column, rec.duration_s, rec.fs, rec.scaling, summary))
     return 0
