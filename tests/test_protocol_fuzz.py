@@ -26,8 +26,8 @@ def values_for(fields):
     return st.tuples(*parts)
 
 
-messages = st.sampled_from(P.MESSAGES).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
-commands = st.sampled_from(P.COMMANDS).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
+messages = st.sampled_from(P.table()).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
+commands = st.sampled_from(P.table(True)).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
 
 
 @settings(max_examples=400, deadline=None)
@@ -119,7 +119,7 @@ def test_docs_describe_every_message_command_field_and_setting():
     from vagal import settings as S
 
     doc = (pathlib.Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
-    for table in (P.MESSAGES, P.COMMANDS):
+    for table in (P.table(), P.table(True)):
         for kind, fields in table:
             assert "`%s`" % kind in doc, kind
             for name, _ in fields:

@@ -11,59 +11,94 @@ only), INTS (a space-separated list of INT, last field only).
 
 from array import array
 
-PROTOCOL_VERSION = 1
-MAX_LINE = 200  # bytes per line, without the newline; longer lines are dropped
-SEQ_MOD = 1 << 16
-INT_LIMIT = 1 << 30
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+PROTOCOL_VERSION = const(1)
+MAX_LINE = const(200)  # bytes per line, without the newline; longer lines are dropped
+SEQ_MOD = const(65536)
+INT_LIMIT = const(1073741824)  # 2**30
 
 INT = "i"
 TOKEN = "s"
 TEXT = "t"
 INTS = "l"
 
-# Device -> host messages: (kind, ((field, type), ...)). Order of fields is the order on the line.
+# Device -> host messages, one string each: "<kind> <types> <field> <field> ...", one type letter
+# per field (INT i, TOKEN s, TEXT t, INTS l) in the order the fields stand on the line. Flat
+# strings because nested tuples cost ~4x the heap on the device; fields()/table() give the tuples.
 MESSAGES = (
-    ("hello", (("fw", TOKEN), ("proto", INT), ("fs", INT), ("board", TOKEN))),
-    ("beat", (("t_ms", INT), ("ibi_us", INT), ("amp", INT), ("conf", INT))),
-    ("quality", (("t_ms", INT), ("state", TOKEN))),
-    ("pacer", (("t_ms", INT), ("rate_mbpm", INT), ("phase", INT), ("dir", TOKEN), ("led", INT))),
-    ("hrv", (("t_ms", INT), ("hr_x10", INT), ("rmssd_us", INT), ("sdnn_us", INT), ("count", INT))),
-    ("session", (("t_ms", INT), ("state", TOKEN), ("source", TOKEN))),
-    ("setting", (("key", TOKEN), ("value", TOKEN))),
-    ("raw", (("t_ms", INT), ("fs", INT), ("x", INTS))),
-    ("stats", (("t_ms", INT), ("lost", INT), ("jitter_us", INT), ("loop_us", INT), ("heap_free", INT),
-               ("rx_bad", INT))),
-    ("mode", (("t_ms", INT), ("mode", TOKEN), ("source", TOKEN))),
-    ("breath", (("t_ms", INT), ("valid", INT), ("swing_x10", INT), ("fit_x10", INT), ("phase_deg", INT),
-                ("hr_x10", INT), ("rate_mbpm", INT))),
-    ("coherence", (("t_ms", INT), ("ratio_x100", INT), ("peak_mhz", INT))),
-    ("assess_step", (("t_ms", INT), ("rate_mbpm", INT), ("breaths", INT), ("swing_x10", INT),
-                     ("fit_x10", INT), ("phase_deg", INT), ("coherence_x100", INT))),
-    ("assess_result", (("t_ms", INT), ("state", TOKEN), ("rate_mbpm", INT), ("chosen_mbpm", INT),
-                       ("date", TOKEN))),
-    ("summary", (("t_ms", INT), ("mode", TOKEN), ("hr_x10", INT), ("swing_x10", INT),
-                 ("coherent_pct", INT), ("rate_mbpm", INT), ("breaths", INT))),
-    ("status", (("t_ms", INT), ("running", INT), ("mode", TOKEN), ("quality", TOKEN), ("rate_mbpm", INT),
-                ("hr_x10", INT), ("lost", INT))),
-    ("log", (("level", TOKEN), ("text", TEXT))),
-    ("ok", (("id", INT), ("text", TEXT))),
-    ("err", (("id", INT), ("reason", TEXT))),
+    "hello siis fw proto fs board",
+    "beat iiii t_ms ibi_us amp conf",
+    "quality is t_ms state",
+    "pacer iiisi t_ms rate_mbpm phase dir led",
+    "hrv iiiii t_ms hr_x10 rmssd_us sdnn_us count",
+    "session iss t_ms state source",
+    "setting ss key value",
+    "raw iil t_ms fs x",
+    "stats iiiiii t_ms lost jitter_us loop_us heap_free rx_bad",
+    "mode iss t_ms mode source",
+    "breath iiiiiii t_ms valid swing_x10 fit_x10 phase_deg hr_x10 rate_mbpm",
+    "coherence iii t_ms ratio_x100 peak_mhz",
+    "assess_step iiiiiii t_ms rate_mbpm breaths swing_x10 fit_x10 phase_deg coherence_x100",
+    "assess_result isiis t_ms state rate_mbpm chosen_mbpm date",
+    "summary isiiiii t_ms mode hr_x10 swing_x10 coherent_pct rate_mbpm breaths",
+    "status iissiii t_ms running mode quality rate_mbpm hr_x10 lost",
+    "log st level text",
+    "ok it id text",
+    "err it id reason",
 )
 
 # Host -> device commands, same framing; the checksum is optional so a person can type them.
+# A command without fields has an empty type string (two spaces after its kind).
 COMMANDS = (
-    ("hello", ()),
-    ("ping", ()),
-    ("get", ()),
-    ("set", (("assign", TOKEN),)),
-    ("defaults", ()),
-    ("start", ()),
-    ("stop", ()),
-    ("raw", (("state", TOKEN),)),
-    ("mode", (("name", TOKEN),)),
-    ("status", ()),
-    ("date", (("day", TOKEN),)),
+    "hello  ",
+    "ping  ",
+    "get  ",
+    "set s assign",
+    "defaults  ",
+    "start  ",
+    "stop  ",
+    "raw s state",
+    "mode s name",
+    "status  ",
+    "date s day",
 )
+
+
+def _spec(kind, commands):
+    """The table string of kind, or None; found by scanning (no dict, no allocation)."""
+    n = len(kind)
+    for s in COMMANDS if commands else MESSAGES:
+        if s.startswith(kind) and len(s) > n and s[n] == " ":
+            return s
+    return None
+
+
+def fields(kind, commands=False):
+    """((name, type), ...) of a message (or command) kind; KeyError if unknown. Host and tests."""
+    s = _spec(kind, commands)
+    if s is None:
+        raise KeyError(kind)
+    parts = s.split(" ")
+    types = parts[1]
+    names = parts[2:] if types else ()
+    return tuple((names[i], types[i]) for i in range(len(types)))
+
+
+def table(commands=False):
+    """((kind, ((name, type), ...)), ...) in table order. Host and tests."""
+    out = []
+    for s in COMMANDS if commands else MESSAGES:
+        kind = s[:s.find(" ")]
+        out.append((kind, fields(kind, commands)))
+    return tuple(out)
+
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
 NO_ID = -1  # the id an error reply carries when the request's own id could not be read
@@ -84,6 +119,7 @@ def _build_crc_table():
 
 
 _CRC_TABLE = _build_crc_table()
+del _build_crc_table
 
 
 def crc16(data):
@@ -103,17 +139,6 @@ def _split1(s):
     if i < 0:
         return s, "", ""
     return s[:i], " ", s[i + 1:]
-
-
-def _index(table):
-    d = {}
-    for kind, fields in table:
-        d[kind] = fields
-    return d
-
-
-_MESSAGE_FIELDS = _index(MESSAGES)
-_COMMAND_FIELDS = _index(COMMANDS)
 
 
 def sanitize(text, token=False):
@@ -139,12 +164,26 @@ def sanitize(text, token=False):
     return "".join(out) or ("-" if token else "")
 
 
-def _int_text(name, v):
+def _name(spec, i):
+    """Name of field i of a table string (error messages only: allocates)."""
+    return spec.split(" ")[2 + i]
+
+
+def _int_text(spec, i, v):
     if type(v) is not int:
-        raise ProtocolError("field %s: expected int, got %s" % (name, type(v).__name__))
+        raise ProtocolError("field %s: expected int, got %s" % (_name(spec, i), type(v).__name__))
     if not -INT_LIMIT < v < INT_LIMIT:
-        raise ProtocolError("field %s: %d out of range" % (name, v))
+        raise ProtocolError("field %s: %d out of range" % (_name(spec, i), v))
     return str(v)
+
+
+def _types(kind, commands):
+    """(table string, index of its first type letter, number of fields); ProtocolError if unknown."""
+    spec = _spec(kind, commands)
+    if spec is None:
+        raise ProtocolError("unknown kind %r" % (kind,))
+    t0 = len(kind) + 1
+    return spec, t0, spec.find(" ", t0) - t0
 
 
 def encode(kind, seq, *values, commands=False):
@@ -152,23 +191,21 @@ def encode(kind, seq, *values, commands=False):
 
     TEXT fields are sanitised and cut so that the line fits MAX_LINE; nothing else is ever cut.
     """
-    fields = (_COMMAND_FIELDS if commands else _MESSAGE_FIELDS).get(kind)
-    if fields is None:
-        raise ProtocolError("unknown kind %r" % (kind,))
-    if len(values) != len(fields):
-        raise ProtocolError("%s takes %d fields, got %d" % (kind, len(fields), len(values)))
+    spec, t0, n = _types(kind, commands)
+    if len(values) != n:
+        raise ProtocolError("%s takes %d fields, got %d" % (kind, n, len(values)))
     parts = [kind, str(seq % SEQ_MOD)]
     text = None
-    for i in range(len(fields)):
-        name, ftype = fields[i]
+    for i in range(n):
+        ftype = spec[t0 + i]
         v = values[i]
-        if ftype == INT:
-            parts.append(_int_text(name, v))
-        elif ftype == TOKEN:
+        if ftype == "i":
+            parts.append(_int_text(spec, i, v))
+        elif ftype == "s":
             parts.append(sanitize(v, True))
-        elif ftype == INTS:
+        elif ftype == "l":
             for x in v:
-                parts.append(_int_text(name, x))
+                parts.append(_int_text(spec, i, x))
         else:
             text = sanitize(v)
     head = " ".join(parts)
@@ -203,12 +240,6 @@ class Message:
             if self.names[i] == name:
                 return self.values[i]
         raise KeyError(name)
-
-    def as_dict(self):
-        d = {"kind": self.kind, "seq": self.seq}
-        for i in range(len(self.names)):
-            d[self.names[i]] = self.values[i]
-        return d
 
     def __repr__(self):
         return "Message(%r, %r, %r)" % (self.kind, self.seq, self.values)
@@ -274,9 +305,8 @@ def decode(line, commands=False):
     else:
         raise ProtocolError("missing checksum")
     kind, sp, rest = _split1(body)
-    table = _COMMAND_FIELDS if commands else _MESSAGE_FIELDS
-    fields = table.get(kind)
-    if fields is None:
+    spec = _spec(kind, commands)
+    if spec is None:
         raise ProtocolError("unknown %s %r" % ("command" if commands else "message", sanitize(kind)[:20]))
     seq_text, sp, rest = _split1(rest)
     if not seq_text:
@@ -285,17 +315,18 @@ def decode(line, commands=False):
     if seq < 0 or seq >= SEQ_MOD:
         raise ProtocolError("%s: sequence number %d out of range 0..%d" % (kind, seq, SEQ_MOD - 1))
     values = []
-    names = []
-    n = len(fields)
-    for i in range(n):
-        name, ftype = fields[i]
-        names.append(name)
-        if ftype == TEXT:
+    names = spec.split(" ")
+    types = names[1]
+    names = tuple(names[2:]) if types else ()
+    for i in range(len(types)):
+        name = names[i]
+        ftype = types[i]
+        if ftype == "t":
             values.append(rest)
             rest = ""
             sp = ""
             break
-        if ftype == INTS:
+        if ftype == "l":
             xs = []
             if rest:
                 for part in rest.split(" "):
@@ -309,13 +340,13 @@ def decode(line, commands=False):
         part, sp, rest = _split1(rest)
         if not part:
             raise ProtocolError("%s: empty field %s" % (kind, name))
-        if ftype == INT:
+        if ftype == "i":
             values.append(_parse_int(name, part))
         else:
             values.append(part)
     if rest or sp:
         raise ProtocolError("%s: unexpected extra fields" % kind)
-    return Message(kind, seq, tuple(names), tuple(values))
+    return Message(kind, seq, names, tuple(values))
 
 
 def decode_command(line):

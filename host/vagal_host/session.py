@@ -40,9 +40,9 @@ def _camel(kind):
 
 
 def _record_types():
-    """One namedtuple per device message kind, fields from protocol.MESSAGES (never restated here)."""
+    """One namedtuple per device message kind, fields from protocol.table() (never restated here)."""
     types = {}
-    for kind, fields in protocol.MESSAGES:
+    for kind, fields in protocol.table():
         name = "SessionState" if kind == "session" else _camel(kind)
         types[kind] = collections.namedtuple(name, ("host_t", "seq") + tuple(f for f, _ in fields))
     return types

@@ -26,7 +26,7 @@ def _raises(fn, *args):
 
 def test_every_message_round_trips():
     for rep in range(5):
-        for kind, fields in P.MESSAGES:
+        for kind, fields in P.table():
             values = tuple(_sample_value(f[1], rep + j) for j, f in enumerate(fields))
             line = P.encode(kind, 65530 + rep, *values)
             assert line.endswith("\n")
@@ -42,7 +42,7 @@ def test_every_message_round_trips():
 
 
 def test_every_command_round_trips_with_and_without_checksum():
-    for kind, fields in P.COMMANDS:
+    for kind, fields in P.table(True):
         values = tuple("rate_mbpm=5500" if f[1] == P.TOKEN else 1 for f in fields)
         line = P.encode_command(kind, 42, *values)
         msg = P.decode_command(line)
@@ -194,3 +194,25 @@ def test_assembler_passes_binary_noise_to_decode_which_rejects_it():
         assert len(line) <= P.MAX_LINE
         assert _raises(P.decode_command, line) is not None
     assert P.decode_command(lines[-1]).kind == "ping"
+
+
+def test_table_strings_are_well_formed():
+    """Each table string: kind, one type letter per field, then exactly that many unique names;
+    TEXT and INTS only last, no kind twice, and a prefix of a kind never matches it."""
+    for commands in (False, True):
+        kinds = []
+        for kind, fields in P.table(commands):
+            assert kind and kind not in kinds, kind
+            kinds.append(kind)
+            names = [f[0] for f in fields]
+            for j in range(len(fields)):
+                assert fields[j][1] in (P.INT, P.TOKEN, P.TEXT, P.INTS), (kind, fields[j])
+                assert fields[j][0] and names.count(fields[j][0]) == 1, (kind, fields[j])
+                if fields[j][1] in (P.TEXT, P.INTS):
+                    assert j == len(fields) - 1, (kind, fields[j])
+            assert P.fields(kind, commands) == fields
+            assert _raises(P.encode, kind[:-1], 1) is not None or kind[:-1] in kinds
+    assert len(P.table()) == len(P.MESSAGES) and len(P.table(True)) == len(P.COMMANDS)
+    for bad in ("hel", "hello siis", "", "beat2"):
+        assert _raises(P.encode, bad, 1) is not None
+        assert _raises(P.decode_command, bad + " 1") is not None
