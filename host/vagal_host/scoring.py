@@ -172,6 +172,6 @@ def subsample_rpeaks(ref_s, ecg, fs):
         a, b, c = ecg[k - 1], ecg[k], ecg[k + 1]
         den = a - 2 * b + c
         off = 0.5 * (a - c) / den if den < 0 else 0.0
-        out.append((k + max(-1.0, min(1.0, off))) / fs)
+        out.append((k + max(-0.5, min(0.5, off))) / fs)
     return np.array(out)
 

@@ -37,6 +37,7 @@ from vagal_host.analysis import PacerView
 from vagal_host.errors import VagalError
 from vagal_host.recording import load_recording
 from vagal_host.replay_engines import rate_fraction
+from vagal_host import scoring
 from vagal_host.scoring import read_exclusions, read_times, score
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,30 +157,6 @@ def read_column(path, column):
         return np.array([float(row[i]) for row in reader if row])
 
 
-def refine_rpeaks(ecg, samples, fs):
-    """R-peak times in s with sub-sample precision: the vertex of the parabola through the largest
-    ECG sample within +-2 samples of each reference sample and its two neighbours.
-
-    Why: the references are whole samples (10 ms at 100 Hz, 8 ms at 125 Hz), i.e. steps of 1.1-1.4
-    bpm at 90 bpm, as large as the swing being checked; the PPG detector interpolates its peaks.
-    """
-    out = []
-    n = len(ecg)
-    for k in samples:
-        k = int(k)
-        lo = max(1, k - 2)
-        hi = min(n - 2, k + 2)
-        if lo > hi:
-            out.append(k / fs)
-            continue
-        j = lo + int(np.argmax(ecg[lo:hi + 1]))
-        a, b, c = ecg[j - 1], ecg[j], ecg[j + 1]
-        den = a - 2 * b + c
-        d = 0.5 * (a - c) / den if den < 0 else 0.0
-        out.append((j + max(-0.5, min(0.5, d))) / fs)
-    return np.array(out)
-
-
 def ecg_beats(times):
     """R-peak times -> [(t_s, ibi_us, accepted)] through the same interval cleaner as the device."""
     hrv = HRV(32)
@@ -212,7 +189,7 @@ def meter_breaths(beats, signal, breaths):
     # one last breath's worth of calls so the final breath gets judged
     if breaths:
         on, ie, nxt = breaths[-1]
-        for k in range(1, int(1.0 / GRID_S)):
+        for k in range(1, int(2.0 / GRID_S)):  # longer than resonance.BEAT_DELAY_US
             events.append((nxt + k * GRID_S, 1, "pace", (len(breaths), nxt, nxt + 1e3, nxt + 2e3)))
     events.sort(key=lambda e: (e[0], e[1]))
     out = []
@@ -258,7 +235,8 @@ def check_recording(data_dir, name, signals, fs, ppg_col, resp_col, ecg_col, rpe
     rp = os.path.join(data_dir, rpeaks)
     r_times = read_times(rp, fs)
     if refine:
-        r_times = refine_rpeaks(read_column(path, ecg_col), np.round(r_times * fs), fs)
+        # whole samples are 8-10 ms steps, 1.1-1.4 bpm at 90 bpm: as large as the swing checked
+        r_times = scoring.subsample_rpeaks(r_times, read_column(path, ecg_col), fs)
     excl = read_exclusions(os.path.join(data_dir, exclude)) if exclude else []
     breaths = breaths_from_respiration(resp.samples, fs)
     pb, pq = ppg_beats(ppg.samples, fs)
