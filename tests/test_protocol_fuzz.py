@@ -124,7 +124,7 @@ def test_docs_describe_every_message_command_field_and_setting():
             assert "`%s`" % kind in doc, kind
             for name, _ in fields:
                 assert "`%s`" % name in doc, (kind, name)
-    for key, _kind, _default, _allowed in S.SPECS:
+    for key, _kind, _default, _allowed in S.specs():
         assert "`%s`" % key in doc, key
     # every example line in the doc is a valid line
     examples = re.findall(r"^([a-z]+ \d+ .*\*[0-9A-F]{4})$", doc, re.M)

@@ -49,6 +49,7 @@ def _build_hann():
 
 COS = _build_cos()  # COS[i] = 4096 cos(2 pi i / 256); sin(x) = COS[(i - 64) & 255]
 HANN = _build_hann()  # periodic Hann, scale 256
+del _build_cos, _build_hann  # built once: their code need not stay in memory
 
 
 def bin_mhz(m):

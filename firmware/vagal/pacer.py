@@ -54,6 +54,7 @@ def _build_gamma():
 
 RISE = _build_rise()
 GAMMA = _build_gamma()
+del _build_rise, _build_gamma  # built once: their code need not stay in memory
 
 
 def rise(t):

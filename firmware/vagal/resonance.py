@@ -39,6 +39,7 @@ def _build_atan():
 
 
 _ATAN = _build_atan()  # atan(i/64) in 0.1 degree
+del _build_atan
 
 
 def atan2_deg(y, x):

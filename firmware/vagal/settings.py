@@ -21,27 +21,39 @@ MODES = ("pace", "practice", "assess", "winddown")
 # Values older firmware wrote for "mode", read as their successors (so an upgrade keeps the choice).
 LEGACY_MODES = (("pacer", "pace"), ("resonance", "practice"))
 
-# (key, type, default, allowed): allowed is (lo, hi) for INT, a tuple of choices for STR
-# ("date" = YYYY-MM-DD or empty), None for BOOL.
+# One flat tuple, five items a setting: key, type, default, then for INT the range lo, hi; for STR
+# the allowed choices (a tuple, or "date" = YYYY-MM-DD or empty) and None; for BOOL None, None.
+# Flat because a tuple per setting costs the device ~4x the heap; specs() gives the tuples.
 SPECS = (
-    ("rate_mbpm", INT, pacer.RATE_DEFAULT, (pacer.RATE_MIN, pacer.RATE_MAX)),
-    ("inhale_pct", INT, pacer.INHALE_DEFAULT, (pacer.INHALE_MIN, pacer.INHALE_MAX)),
-    ("brightness", INT, 60, (0, 100)),
-    ("haptics", BOOL, True, None),
-    ("haptic_pct", INT, 40, (0, 100)),
-    ("raw", BOOL, False, None),
-    ("autostart", BOOL, True, None),
-    ("mode", STR, "practice", MODES),  # the mode a session starts in
-    ("resonance_mbpm", INT, 0, (0, pacer.RATE_MAX)),  # 0 = not measured yet
-    ("resonance_date", STR, "", "date"),
-    ("tuning", BOOL, True, None),  # closed-loop tuning in practice mode
-    ("winddown_min", INT, 8, (1, 60)),  # presets 8 and 20
-    ("winddown_start_mbpm", INT, 10500, (pacer.RATE_MIN, pacer.RATE_MAX)),
-    ("winddown_haptic_only", BOOL, False, None),
-    ("assess_step_s", INT, 120, (30, 300)),
+    "rate_mbpm", INT, pacer.RATE_DEFAULT, pacer.RATE_MIN, pacer.RATE_MAX,
+    "inhale_pct", INT, pacer.INHALE_DEFAULT, pacer.INHALE_MIN, pacer.INHALE_MAX,
+    "brightness", INT, 60, 0, 100,
+    "haptics", BOOL, True, None, None,
+    "haptic_pct", INT, 40, 0, 100,
+    "raw", BOOL, False, None, None,
+    "autostart", BOOL, True, None, None,
+    "mode", STR, "practice", MODES, None,  # the mode a session starts in
+    "resonance_mbpm", INT, 0, 0, pacer.RATE_MAX,  # 0 = not measured yet
+    "resonance_date", STR, "", "date", None,
+    "tuning", BOOL, True, None, None,  # closed-loop tuning in practice mode
+    "winddown_min", INT, 8, 1, 60,  # presets 8 and 20
+    "winddown_start_mbpm", INT, 10500, pacer.RATE_MIN, pacer.RATE_MAX,
+    "winddown_haptic_only", BOOL, False, None, None,
+    "assess_step_s", INT, 120, 30, 300,
 )
+_STRIDE = 5
 
-KEYS = tuple(s[0] for s in SPECS)
+KEYS = tuple(SPECS[i] for i in range(0, len(SPECS), _STRIDE))
+
+
+def specs():
+    """((key, type, default, allowed), ...): allowed is (lo, hi) for INT, the choices for STR, None
+    for BOOL (host and tests)."""
+    out = []
+    for i in range(0, len(SPECS), _STRIDE):
+        key, kind, default, a, b = SPECS[i:i + _STRIDE]
+        out.append((key, kind, default, (a, b) if kind == INT else a))
+    return tuple(out)
 
 
 class SettingsError(ValueError):
@@ -49,21 +61,22 @@ class SettingsError(ValueError):
 
 
 def _spec(key):
-    for s in SPECS:
-        if s[0] == key:
-            return s
-    return None
+    """Index of key's entry in SPECS, or -1."""
+    for i in range(0, len(SPECS), _STRIDE):
+        if SPECS[i] == key:
+            return i
+    return -1
 
 
-def _describe(spec):
-    key, kind, default, allowed = spec
+def _describe(i):
+    kind = SPECS[i + 1]
     if kind == INT:
-        return "an integer %d..%d" % allowed
+        return "an integer %d..%d" % (SPECS[i + 3], SPECS[i + 4])
     if kind == BOOL:
         return "true/false (1/0, on/off)"
-    if allowed == "date":
+    if SPECS[i + 3] == "date":
         return "a date YYYY-MM-DD or empty"
-    return "one of " + "/".join(allowed)
+    return "one of " + "/".join(SPECS[i + 3])
 
 
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -87,13 +100,13 @@ def valid_date(s):
 def check(key, value):
     """value if it is valid for key, else SettingsError naming the problem."""
     spec = _spec(key)
-    if spec is None:
+    if spec < 0:
         raise SettingsError("unknown setting %r (known: %s)" % (key, ", ".join(KEYS)))
-    kind = spec[1]
-    allowed = spec[3]
+    kind = SPECS[spec + 1]
+    allowed = SPECS[spec + 3]
     ok = False
     if kind == INT:
-        ok = type(value) is int and allowed[0] <= value <= allowed[1]
+        ok = type(value) is int and allowed <= value <= SPECS[spec + 4]
     elif kind == BOOL:
         ok = type(value) is bool
     elif type(value) is str:
@@ -114,9 +127,9 @@ def _short(value):
 def parse(key, text):
     """A setting from command text ("6000", "on", "2024-05-01"), validated; SettingsError if bad."""
     spec = _spec(key)
-    if spec is None:
+    if spec < 0:
         raise SettingsError("unknown setting %r (known: %s)" % (key, ", ".join(KEYS)))
-    kind = spec[1]
+    kind = SPECS[spec + 1]
     if kind == INT:
         digits = text[1:] if text[:1] == "-" else text
         if not digits or len(digits) > 9 or not all("0" <= c <= "9" for c in digits):
@@ -146,8 +159,8 @@ def format_value(value):
 
 def defaults():
     d = {}
-    for key, kind, default, allowed in SPECS:
-        d[key] = default
+    for i in range(0, len(SPECS), _STRIDE):
+        d[SPECS[i]] = SPECS[i + 2]
     return d
 
 
@@ -193,7 +206,7 @@ class Settings:
             return self.errors
         for key in data:
             value = data[key]
-            if _spec(key) is None:
+            if _spec(key) < 0:
                 self.extra[key] = value
                 if self.log is not None:
                     self.log("warn", "settings: unknown key %r kept as is" % (key,))
@@ -207,7 +220,7 @@ class Settings:
             try:
                 self.values[key] = check(key, value)
             except SettingsError as e:
-                self._error("settings: %s; using default %s" % (e, format_value(_spec(key)[2])))
+                self._error("settings: %s; using default %s" % (e, format_value(SPECS[_spec(key) + 2])))
         return self.errors
 
     def _keep_bad(self):

@@ -146,7 +146,7 @@ def test_parse_rejects_bad_command_values_with_a_reason():
             assert word in str(e), (key, text, str(e))
     assert S.parse("raw", "ON") is True and S.parse("brightness", "0") == 0
     assert S.parse("resonance_date", "-") == ""
-    for key, kind, default, allowed in S.SPECS:
+    for key, kind, default, allowed in S.specs():
         assert S.parse(key, S.format_value(default)) == default
 
 
