@@ -3,6 +3,7 @@ ProtocolError, and every message and command survives an encode/decode round tri
 
 from hypothesis import given, settings, strategies as st
 
+from vagal import link
 from vagal import protocol as P
 
 ints = st.integers(min_value=-(P.INT_LIMIT - 1), max_value=P.INT_LIMIT - 1)
@@ -26,8 +27,8 @@ def values_for(fields):
     return st.tuples(*parts)
 
 
-messages = st.sampled_from(P.table()).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
-commands = st.sampled_from(P.table(True)).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
+messages = st.sampled_from(link.table()).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
+commands = st.sampled_from(link.table(True)).flatmap(lambda m: st.tuples(st.just(m[0]), seqs, values_for(m[1])))
 
 
 @settings(max_examples=400, deadline=None)
@@ -83,7 +84,7 @@ def test_assembler_matches_a_reference_split(chunks, maxlen):
     asm = P.LineAssembler(maxlen)
     got = []
     for c in chunks:
-        got += asm.lines_from(c)
+        got += link.lines_from(asm, c)
     data = b"".join(chunks)
     pieces = data.split(b"\n")[:-1]  # the last piece has no newline yet
     want = []
@@ -119,7 +120,7 @@ def test_docs_describe_every_message_command_field_and_setting():
     from vagal import settings as S
 
     doc = (pathlib.Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
-    for table in (P.table(), P.table(True)):
+    for table in (link.table(), link.table(True)):
         for kind, fields in table:
             assert "`%s`" % kind in doc, kind
             for name, _ in fields:

@@ -31,7 +31,7 @@ INTS = "l"
 
 # Device -> host messages, one string each: "<kind> <types> <field> <field> ...", one type letter
 # per field (INT i, TOKEN s, TEXT t, INTS l) in the order the fields stand on the line. Flat
-# strings because nested tuples cost ~4x the heap on the device; fields()/table() give the tuples.
+# strings because nested tuples cost ~4x the heap on the device; vagal.link.table() gives the tuples.
 MESSAGES = (
     "hello siis fw proto fs board",
     "beat iiii t_ms ibi_us amp conf",
@@ -78,26 +78,6 @@ def _spec(kind, commands):
         if s.startswith(kind) and len(s) > n and s[n] == " ":
             return s
     return None
-
-
-def fields(kind, commands=False):
-    """((name, type), ...) of a message (or command) kind; KeyError if unknown. Host and tests."""
-    s = _spec(kind, commands)
-    if s is None:
-        raise KeyError(kind)
-    parts = s.split(" ")
-    types = parts[1]
-    names = parts[2:] if types else ()
-    return tuple((names[i], types[i]) for i in range(len(types)))
-
-
-def table(commands=False):
-    """((kind, ((name, type), ...)), ...) in table order. Host and tests."""
-    out = []
-    for s in COMMANDS if commands else MESSAGES:
-        kind = s[:s.find(" ")]
-        out.append((kind, fields(kind, commands)))
-    return tuple(out)
 
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -240,9 +220,6 @@ class Message:
             if self.names[i] == name:
                 return self.values[i]
         raise KeyError(name)
-
-    def __repr__(self):
-        return "Message(%r, %r, %r)" % (self.kind, self.seq, self.values)
 
 
 def _parse_int(name, s):
@@ -436,39 +413,10 @@ class LineAssembler:
         self._data = None
         return None
 
-    def lines_from(self, data):
-        """Host convenience: feed data and return the list of completed lines."""
-        self.feed(data)
-        out = []
-        while True:
-            line = self.next_line()
-            if line is None:
-                return out
-            out.append(line)
 
-
-class LinkStats:
-    """Host side: decodes device lines and counts lost (sequence gaps) and corrupt lines."""
-
-    def __init__(self):
-        self.received = 0
-        self.lost = 0
-        self.corrupt = 0
-        self.last_error = ""
-        self._last_seq = -1
-
-    def accept(self, line):
-        """Decoded Message, or None (counted as corrupt) if the line is not valid."""
-        try:
-            msg = decode(line)
-        except ProtocolError as e:
-            self.corrupt += 1
-            self.last_error = str(e)
-            return None
-        if msg.kind == "hello" and msg.seq == 0:
-            self._last_seq = -1  # the device restarted: its sequence restarts at 0 with a hello
-        if self._last_seq >= 0:
-            self.lost += (msg.seq - self._last_seq - 1) % SEQ_MOD
-        self._last_seq = msg.seq
-        self.received += 1
-        return msg
+def __getattr__(name):
+    """Host-side names that moved to vagal.link (kept out of the device's heap), for old callers."""
+    if name == "LinkStats":
+        from vagal import link
+        return getattr(link, name)
+    raise AttributeError(name)

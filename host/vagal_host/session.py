@@ -24,6 +24,7 @@ import datetime
 import os
 import time
 
+from vagal import link as protocol_link
 from vagal import protocol
 
 from vagal_host.errors import VagalError
@@ -40,9 +41,9 @@ def _camel(kind):
 
 
 def _record_types():
-    """One namedtuple per device message kind, fields from protocol.table() (never restated here)."""
+    """One namedtuple per device message kind, fields from vagal.link.table() (never restated here)."""
     types = {}
-    for kind, fields in protocol.table():
+    for kind, fields in protocol_link.table():
         name = "SessionState" if kind == "session" else _camel(kind)
         types[kind] = collections.namedtuple(name, ("host_t", "seq") + tuple(f for f, _ in fields))
     return types
@@ -92,7 +93,7 @@ class LinkCounter:
 
     def connected(self):
         self._fold()
-        self._link = protocol.LinkStats()
+        self._link = protocol_link.LinkStats()
         self._first = True
         self._bad_run = 0
 
