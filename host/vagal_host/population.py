@@ -112,8 +112,10 @@ class Link:
         self.ser.close()
 
 
-def run_person(p, step_s=None, practice_min=PRACTICE_MIN):
-    """Assessment, then tuning from 1 breath/min away, on one virtual board. -> result row (dict)."""
+def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=False):
+    """Assessment (unless assess is False), then tuning from 1 breath/min away, on one virtual
+    board. -> result row (dict); with trace, the practice's breaths as (t_ms, valid, fit_x10,
+    phase_deg, rate_mbpm) in row["tune_trace"] (to see why a tuning run converges or not)."""
     from vagal_host.virtual import VirtualBoard
 
     row = dict(p)
@@ -130,26 +132,23 @@ def run_person(p, step_s=None, practice_min=PRACTICE_MIN):
         try:
             link.command("ping")
             link.stats = protocol.LinkStats()  # count from here: lines before we opened are gone
-            # (a) assessment: the stepped protocol, read to its result
-            link.command("mode", "assess")
-            steps = []
-            for m in link.messages(lambda m: m.kind == "assess_result", "assess_result"):
-                if m.kind == "assess_step":
-                    steps.append((m["rate_mbpm"], m["breaths"], m["swing_x10"]))
-                last = m
-            row.update(assess_state=last["state"], assess_mbpm=last["rate_mbpm"],
-                       assess_chosen_mbpm=last["chosen_mbpm"], assess_steps=steps,
-                       assess_min=round(last["t_ms"] / 60000.0, 2))
-            if link_running(link):
-                link.command("stop")
+            if assess:
+                _assess(link, row)
+                if link_running(link):
+                    link.command("stop")
             # (b) practice, tuning from 1 breath/min away
             link.command("set", "resonance_mbpm=%d" % p["tune_start_mbpm"])
             link.command("set", "tuning=1")
             link.command("mode", "practice")
             end_ms = int(practice_min * 60000)
+            breaths = []
             for m in link.messages(lambda m: m.kind == "pacer" and m["t_ms"] >= end_ms,
                                    "%g minutes of practice" % practice_min):
-                pass
+                if trace and m.kind == "breath":
+                    breaths.append((m["t_ms"], m["valid"], m["fit_x10"], m["phase_deg"],
+                                    m["rate_mbpm"]))
+            if trace:
+                row["tune_trace"] = breaths
             rid = link.send("stop")
             summary = None
             for m in link.messages(lambda m: m.kind in ("ok", "err") and m["id"] == rid, "summary"):
@@ -178,6 +177,20 @@ def run_person(p, step_s=None, practice_min=PRACTICE_MIN):
     return row
 
 
+def _assess(link, row):
+    """(a) the stepped protocol, read to its result, into row."""
+    link.command("mode", "assess")
+    steps = []
+    last = None
+    for m in link.messages(lambda m: m.kind == "assess_result", "assess_result"):
+        if m.kind == "assess_step":
+            steps.append((m["rate_mbpm"], m["breaths"], m["swing_x10"]))
+        last = m
+    row.update(assess_state=last["state"], assess_mbpm=last["rate_mbpm"],
+               assess_chosen_mbpm=last["chosen_mbpm"], assess_steps=steps,
+               assess_min=round(last["t_ms"] / 60000.0, 2))
+
+
 def link_running(link):
     """Whether a session runs (the status command)."""
     rid = link.send("status")
@@ -193,8 +206,11 @@ def _within(errors):
     return ok / len(errors) if errors else 0.0
 
 
-def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN):
+def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN, assess=True,
+                   trace=False, start=None):
     """n people (seeds seed0..), each on a virtual board, `workers` at a time in worker processes.
+    start "below"/"above": only people whose tuning starts below/above their resonance (the next
+    n such seeds; while investigating one side); assess False: tuning only (half the time).
 
     -> {"rows": [...], "assessment_within": share, "tuning_within": share, ...}; a person whose board
     failed counts as a miss (their row says why)."""
@@ -203,11 +219,21 @@ def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN):
     from vagal_host.virtual import build
 
     build()  # once, before the workers start their boards
-    people = [draw_person(seed0 + i) for i in range(n)]
+    if start not in (None, "below", "above"):
+        raise VagalError("start must be below or above, not %r" % (start,))
+    people = []
+    seed = seed0
+    while len(people) < n:
+        p = draw_person(seed)
+        seed += 1
+        below = p["tune_start_mbpm"] < p["resonance_bpm"] * 1000
+        if start is None or below == (start == "below"):
+            people.append(p)
     t0 = time.monotonic()
     ctx = multiprocessing.get_context("spawn")  # no forked copies of a threaded parent
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, n), mp_context=ctx) as pool:
-        rows = list(pool.map(run_person, people, [step_s] * n, [practice_min] * n))
+        rows = list(pool.map(run_person, people, [step_s] * n, [practice_min] * n, [assess] * n,
+                             [trace] * n))
     return {
         "n": n,
         "workers": workers,
@@ -215,7 +241,7 @@ def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN):
         "practice_min": practice_min,
         "assess_step_s": step_s,
         "rows": rows,
-        "assessment_within": _within([r["assess_err_bpm"] for r in rows]),
+        "assessment_within": _within([r["assess_err_bpm"] for r in rows]) if assess else None,
         "tuning_within": _within([r["tune_err_bpm"] for r in rows]),
         "failed": sum(1 for r in rows if "error" in r),
         "wall_s": round(time.monotonic() - t0, 1),
@@ -234,8 +260,9 @@ def report(result):
             r.get("assess_state", "-"), (r.get("assess_mbpm") or 0) / 1000.0, _fmt(r["assess_err_bpm"]),
             r["tune_start_mbpm"] / 1000.0, (r.get("tune_final_mbpm") or 0) / 1000.0, _fmt(r["tune_err_bpm"]),
             "   ERROR " + r["error"] if "error" in r else ""))
-    lines.append("assessment within +-%.2f breaths/min: %.0f %% of %d" % (
-        result["tolerance_bpm"], 100 * result["assessment_within"], result["n"]))
+    if result["assessment_within"] is not None:
+        lines.append("assessment within +-%.2f breaths/min: %.0f %% of %d" % (
+            result["tolerance_bpm"], 100 * result["assessment_within"], result["n"]))
     lines.append("tuning from 1 breath/min away, %g min: within +-%.2f: %.0f %% of %d" % (
         result["practice_min"], result["tolerance_bpm"], 100 * result["tuning_within"], result["n"]))
     lines.append("%d boards failed; %.0f s wall with %d workers" % (
@@ -250,10 +277,16 @@ def main(argv=None):
     ap.add_argument("--seed0", type=int, default=1)
     ap.add_argument("--step-s", type=int, help="assessment step length, s (default: the board's, 120)")
     ap.add_argument("--practice-min", type=float, default=PRACTICE_MIN)
+    ap.add_argument("--no-assess", action="store_true", help="tuning only (half the time)")
+    ap.add_argument("--start", choices=("below", "above"),
+                    help="only people whose tuning starts below/above their resonance")
+    ap.add_argument("--trace", action="store_true",
+                    help="keep each practice breath (t, valid, fit, phase, rate) in the JSON")
     ap.add_argument("--json", metavar="FILE", help="also write the whole result as JSON")
     args = ap.parse_args(argv)
     try:
-        result = run_population(args.n, args.workers, args.seed0, args.step_s, args.practice_min)
+        result = run_population(args.n, args.workers, args.seed0, args.step_s, args.practice_min,
+                                not args.no_assess, args.trace, args.start)
     except VagalError as e:
         print("vagal population: %s" % e, file=sys.stderr)
         return 2

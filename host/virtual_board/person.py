@@ -11,7 +11,8 @@ follows). With no pacer they breathe at their own rate (spont_breath_hz).
 Heart rate, as in tests/test_resonance_sim.py: hr_bpm + drift + (A / 2) cos(2 pi (cycle - split) - lag),
 A = rsa_bpm / sqrt(1 + x^2) and lag = atan(x), x = q (f/f_r - f_r/f), f the breathing rate: the HR
 peak comes `lag` after the end of inhale (0 at resonance) and the swing peaks at resonance_hz. A and
-lag settle over ~8 s after a rate change; drift is a slow random walk (drift_bpm sd, 60 s); every
+lag settle over ~8 s after a change of the paced rate (a lapse breath has the own rate's response,
+and leaves the settled one alone); drift is a slow random walk (drift_bpm sd, 60 s); every
 beat's rate has its own noise (hr_noise_bpm sd) and its time a jitter (jitter_s sd).
 Beats: an integrate-and-fire on that heart rate; ectopic beats come early (65 %) with a
 compensatory pause. Each beat is a systolic Gaussian at the beat time (the pulse peak: the ground
@@ -105,6 +106,7 @@ class Person:
         self.breath_phase = 0.0  # the breathing cycle now, 0 = start of inhale
         self.breath_hz = spont_breath_hz  # the breathing rate now
         self.following = False
+        self._paced = False
         self.lapsed_breaths = 0
         self.paced_breaths = 0
         self._own_phase = self.rng.uniform()
@@ -137,9 +139,13 @@ class Person:
     def hr_now(self, ahead_s=0.0):
         """Heart rate (bpm) from the breathing state, ahead_s into the future (the beat generator
         runs LOOKAHEAD ahead of the samples: without this the RSA would lag the breathing by that)."""
-        amp = self._amp if self._amp is not None else self.response(self.breath_hz)[0]
+        if self._paced and not self.following:  # a lapse: the response to the own breathing
+            amp, lag = self.response(self.breath_hz)
+        else:
+            amp = self._amp if self._amp is not None else self.response(self.breath_hz)[0]
+            lag = self._lag
         ph = self.breath_phase + ahead_s * self.breath_hz - self._split
-        return self.hr_bpm + self._drift + 0.5 * amp * math.cos(TWO_PI * ph - self._lag)
+        return self.hr_bpm + self._drift + 0.5 * amp * math.cos(TWO_PI * ph - lag)
 
     def _pacer_rate(self, dt, pacer_phase):
         """Track the pacer's rate from its phase (what a person feels of the rhythm)."""
@@ -171,6 +177,7 @@ class Person:
                 self.lapsed_breaths += 1
             else:
                 self.paced_breaths += 1
+        self._paced = paced
         self.following = paced and t_s >= self._lapse_until
         if self.following:
             ph = pacer_phase + self._err
@@ -181,16 +188,24 @@ class Person:
         self.breath_phase = ph - math.floor(ph)
 
     def _slow(self, t_s):
-        """Settling of the swing and lag, HR drift and breathing-phase wander, at SLOW_S steps."""
+        """Settling of the swing and lag, HR drift and breathing-phase wander, at SLOW_S steps.
+
+        While paced the settled response follows the pacer's rate, lapses included: a one-breath
+        lapse to the own rate (15/min: lag ~75 deg) must not leave the next paced breaths' HR peak
+        tens of degrees late (interpolating the lag is a model of settling between nearby rates,
+        not of a linear system's response to a brief fast breath); that lingering lag biased the
+        tuner toward slower rates in proportion to the lapses (tests/test_resonance_sim.py's model
+        leaves the settled response alone during lapses too)."""
+        f = self._pacer_hz if self._paced else self.breath_hz
         if self._slow_t is None:
             self._slow_t = t_s
-            self._amp, self._lag = self.response(self.breath_hz)
+            self._amp, self._lag = self.response(f)
             return
         rng = self.rng
         while t_s - self._slow_t >= self.SLOW_S:
             dt = self.SLOW_S
             self._slow_t += dt
-            a, lag = self.response(self.breath_hz)
+            a, lag = self.response(f)
             k = dt / self.SETTLE_S
             self._amp += (a - self._amp) * k
             self._lag += (lag - self._lag) * k

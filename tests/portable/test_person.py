@@ -88,6 +88,29 @@ def test_adherence_sets_how_often_the_pacer_is_followed():
     assert 0.1 < share < 0.4, share
 
 
+def test_a_lapse_leaves_the_paced_response_alone():
+    # a one-breath lapse to the own rate (15/min, lag ~1.3 rad) used to drag the settled lag along,
+    # so the next paced breaths' HR peak came tens of degrees late (a bias toward slower rates)
+    p = _quiet(seed=2, adherence=0.5, spont_breath_hz=0.25, resonance_hz=0.09, q=2.0)
+    want_amp, want_lag = p.response(0.075)
+    worst = 0.0
+    lapse_amp = 0.0
+    fs = 20
+    for i in range(300 * fs):
+        t = i / fs
+        x = t * 0.075
+        p.sample(t, x - int(x))
+        if t > 30:
+            d = abs(p._lag - want_lag)
+            if d > worst:
+                worst = d
+            if not p.following and abs(p.breath_hz - 0.25) < 1e-9:
+                lapse_amp = p.hr_now() - p.hr_bpm  # the lapse breathes with the own-rate response
+    assert p.lapsed_breaths >= 3, p.lapsed_breaths
+    assert worst < 0.1, (worst, want_lag)  # was 1.9 rad
+    assert abs(lapse_amp) <= 0.5 * p.response(0.25)[0] + 1e-9, lapse_amp
+
+
 def _hr_peak_after_inhale_end(p, pacer_hz, split, seconds):
     """Where in the breath (cycles after the end of inhale, -0.5..0.5) the modelled HR peaks."""
     best = -1e9
