@@ -296,10 +296,10 @@ def test_watchdog_is_fed_only_while_every_task_checks_in(tmp_path):
     fed = board.fed
     for _ in range(300):  # 3 s with the button task silent
         board.advance(10000)
-        app._timed(app_mod._T_SERIAL, app.poll_serial)
-        app._timed(app_mod._T_SAMPLES, app.poll_samples)
-        app._timed(app_mod._T_PACER, app.update_pacer)
-        app._timed(app_mod._T_SUMMARY, app.periodic)
+        app._timed(app_mod.TASK_NAMES.index("serial"), app.poll_serial)
+        app._timed(app_mod.TASK_NAMES.index("samples"), app.poll_samples)
+        app._timed(app_mod.TASK_NAMES.index("pacer"), app.update_pacer)
+        app._timed(app_mod.TASK_NAMES.index("summary"), app.periodic)
         app.supervise()
     assert board.fed - fed < 220  # fed for ~2 s, then stopped
     assert not app.supervise()

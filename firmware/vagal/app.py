@@ -30,6 +30,13 @@ try:
     import gc
 except ImportError:  # pragma: no cover
     gc = None
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
 
 if hasattr(asyncio, "sleep_ms"):
     _sleep_ms = asyncio.sleep_ms
@@ -39,29 +46,31 @@ else:  # CPython
         return asyncio.sleep(ms / 1000)
 
 
-SAMPLE_BUF = 64  # samples drained per board.read
-RAW_BATCH = 10  # samples per `raw` line
-RX_BUF = 64  # serial bytes read per call
+SAMPLE_BUF = const(64)  # samples drained per board.read
+RAW_BATCH = const(10)  # samples per `raw` line
+_RX_BUF = const(64)  # serial bytes read per call
 
-SAMPLE_MS = 10
-PACER_MS = 20  # ~50 Hz LED update
-SERIAL_MS = 10
-BUTTON_MS = 20
-SUPERVISOR_MS = 250
-PACER_MSG_MS = 200  # pacer state lines, plus one at every turn of the breath
-SUMMARY_MS = 1000
-STATS_MS = 5000
-STALL_MS = 2000  # a task silent this long stops the watchdog feeding
+# Task periods. Every wake-up costs the scheduler more than a short body, so samples (5 a wake-up at
+# 250 Hz; the board buffers 128 ms) and the serial link (8 x 64 bytes a wake-up) share the LED's 20 ms.
+SAMPLE_MS = const(20)
+PACER_MS = const(20)  # ~50 Hz LED update
+_SERIAL_MS = const(20)
+_BUTTON_MS = const(20)
+_SUPERVISOR_MS = const(250)
+_PACER_MSG_MS = const(200)  # pacer state lines, plus one at every turn of the breath
+_SUMMARY_MS = const(1000)
+_STATS_MS = const(5000)
+_STALL_MS = const(2000)  # a task silent this long stops the watchdog feeding
 
-BRIGHT_STEP_MS = 100  # the brightness glides by 1 % per step (10 %/s): a mode change never jumps
-PULSE_LOST_MS = 5000  # the pulse must be gone this long before the user is told (a 1 s drop-out
+_BRIGHT_STEP_MS = const(100)  # the brightness glides by 1 % per step (10 %/s): a mode change never jumps
+_PULSE_LOST_MS = const(5000)  # the pulse must be gone this long before the user is told (a 1 s drop-out
 # keeps the detector off "ok" for ~4 s)
-NO_PULSE_MS = 15000  # a session with no pulse found by then says so once
+_NO_PULSE_MS = const(15000)  # a session with no pulse found by then says so once
 
 # Indicator patterns (pulses, period_ms, motor_ms): dim raised-cosine blinks over the faded-out
 # breathing light, plus a buzz per pulse when motor_ms > 0 (and haptics are on).
-IND_FADE_MS = 250
-IND_PCT = 35  # blink height, % of the perceptual scale (capped by the brightness setting)
+_IND_FADE_MS = const(250)
+IND_PCT = const(35)  # blink height, % of the perceptual scale (capped by the brightness setting)
 IND_MODE = (0, 600, 80)  # pulses = 1 + the mode's index: pace 1, practice 2, assess 3, winddown 4
 IND_PULSE_OK = (1, 800, 0)  # one slow blink: pulse found
 IND_PULSE_LOST = (2, 300, 0)  # two quick blinks: no pulse (the pacer goes on without it)
@@ -71,15 +80,15 @@ IND_FAILED = (3, 300, 150)  # three short buzzes: assessment failed, nothing sto
 _UNLOAD = sys.implementation.name == "micropython"  # free a mode's code when leaving it (heap)
 # The controllers' modules are imported when their mode starts (not at boot), to keep the heap small.
 _CONTROLLER_MODULES = ("vagal.assessment", "vagal.tuner", "vagal.winddown")
-ASSESS_RUNNING = 1  # Assessment.RUNNING / DONE (copied: vagal.assessment is loaded on demand)
-ASSESS_DONE = 2
+ASSESS_RUNNING = const(1)  # Assessment.RUNNING / DONE (copied: vagal.assessment is loaded on demand)
+ASSESS_DONE = const(2)
 
 TASK_NAMES = ("samples", "pacer", "serial", "button", "summary")
-_T_SAMPLES = 0
-_T_PACER = 1
-_T_SERIAL = 2
-_T_BUTTON = 3
-_T_SUMMARY = 4
+_T_SAMPLES = const(0)
+_T_PACER = const(1)
+_T_SERIAL = const(2)
+_T_BUTTON = const(3)
+_T_SUMMARY = const(4)
 
 
 class App:
@@ -97,7 +106,7 @@ class App:
             settings_path if settings_path is not None else board.settings_path, self.log)
         self.xbuf = array("H", bytes(2 * SAMPLE_BUF))
         self.tbuf = array("i", bytes(4 * SAMPLE_BUF))
-        self.rxbuf = bytearray(RX_BUF)
+        self.rxbuf = bytearray(_RX_BUF)
         self.assembler = protocol.LineAssembler(protocol.MAX_LINE)
         self.raw_buf = array("H", bytes(2 * RAW_BATCH))
         self.raw_n = 0
@@ -411,6 +420,7 @@ class App:
         have_prev = self._have_prev_t
         jitter = self.jitter_us
         q = self.quality
+        raw = self.raw  # only a command changes it, and commands run in another task
         while True:
             n = board.read(xbuf, tbuf)
             for i in range(n):
@@ -429,7 +439,7 @@ class App:
                 if det.quality != q:
                     q = det.quality
                     self._on_quality(q)
-                if self.raw:
+                if raw:
                     self._raw_sample(x, t)
             if n < len(xbuf):
                 break
@@ -486,7 +496,7 @@ class App:
         self._ind_motor = pattern[2] if self.pacer.haptics else 0
         self._ind_light = self.mode != "winddown" and self.settings.get("brightness") > 0
         self._ind_t0 = self.board.ticks_ms()
-        self._ind_total = 2 * IND_FADE_MS + self._ind_n * self._ind_period
+        self._ind_total = 2 * _IND_FADE_MS + self._ind_n * self._ind_period
 
     def _overlay(self, level, now_ms):
         """LED level (perceptual) with the running indicator pattern laid over it; the pattern's
@@ -499,14 +509,14 @@ class App:
             return level
         if self._ind_light:
             a = 256
-            if e < IND_FADE_MS:
-                a = e * 256 // IND_FADE_MS
-            elif e > total - IND_FADE_MS:
-                a = (total - e) * 256 // IND_FADE_MS
+            if e < _IND_FADE_MS:
+                a = e * 256 // _IND_FADE_MS
+            elif e > total - _IND_FADE_MS:
+                a = (total - e) * 256 // _IND_FADE_MS
             level = (level >> 8) * (256 - a)
-        k = (e - IND_FADE_MS) // self._ind_period
-        if 0 <= k < self._ind_n and e >= IND_FADE_MS:
-            pos = e - IND_FADE_MS - k * self._ind_period
+        k = (e - _IND_FADE_MS) // self._ind_period
+        if 0 <= k < self._ind_n and e >= _IND_FADE_MS:
+            pos = e - _IND_FADE_MS - k * self._ind_period
             on_ms = self._ind_period * 2 // 3
             if self._ind_light and pos < on_ms:
                 t = pos * 8192 // on_ms
@@ -603,7 +613,7 @@ class App:
         """Tell the user once when a session has no pulse (none found, or lost for a while)."""
         if self._pulse_ok or self._pulse_told:
             return
-        wait = PULSE_LOST_MS if self._pulse_seen else NO_PULSE_MS
+        wait = _PULSE_LOST_MS if self._pulse_seen else _NO_PULSE_MS
         if ticks_diff(now_ms, self._lost_ms) >= wait:
             self._pulse_told = True
             if self.mode != "winddown":  # wind-down works as a plain timed ramp without a pulse
@@ -621,7 +631,7 @@ class App:
         b = p.brightness
         if b != self._bright_target:
             d = ticks_diff(now_ms, self._bright_ms)
-            if d >= BRIGHT_STEP_MS or d < 0:  # < 0: the last step is days old (ticks wrapped)
+            if d >= _BRIGHT_STEP_MS or d < 0:  # < 0: the last step is days old (ticks wrapped)
                 self._bright_ms = now_ms
                 p.brightness = b + 1 if b < self._bright_target else b - 1
         p.update(now)
@@ -635,7 +645,7 @@ class App:
         if due or p.inhaling != self._was_inhaling:
             self._was_inhaling = p.inhaling
             if due:
-                self._next_pacer_msg = ticks_add(now_ms, PACER_MSG_MS)
+                self._next_pacer_msg = ticks_add(now_ms, _PACER_MSG_MS)
             self._send_pacer()
 
     def poll_serial(self):
@@ -785,7 +795,7 @@ class App:
         self._clock()
         now_ms = self.board.ticks_ms()
         if ticks_diff(now_ms, self._next_summary) >= 0:
-            self._next_summary = ticks_add(now_ms, SUMMARY_MS)
+            self._next_summary = ticks_add(now_ms, _SUMMARY_MS)
             h = self.hrv
             if self.running and h.hr_x10 > 0:
                 self._hr_sum += h.hr_x10
@@ -795,7 +805,7 @@ class App:
                     self._hr_n >>= 1
             self.send("hrv", self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us, h.count)
         if ticks_diff(now_ms, self._next_stats) >= 0:
-            self._next_stats = ticks_add(now_ms, STATS_MS)
+            self._next_stats = ticks_add(now_ms, _STATS_MS)
             free = gc.mem_free() if gc is not None and hasattr(gc, "mem_free") else -1
             jitter = self.jitter_us
             for j in (getattr(self.board, "jitter_us_min", 0), getattr(self.board, "jitter_us_max", 0)):
@@ -807,10 +817,10 @@ class App:
             self.loop_us = 0
 
     def supervise(self):
-        """Feed the watchdog only if every task checked in within STALL_MS. Returns True if fed."""
+        """Feed the watchdog only if every task checked in within _STALL_MS. Returns True if fed."""
         now_ms = self.board.ticks_ms()
         for k in range(len(TASK_NAMES)):
-            if ticks_diff(now_ms, self._checkin[k]) > STALL_MS:
+            if ticks_diff(now_ms, self._checkin[k]) > _STALL_MS:
                 return False
         self.board.feed()
         return True
@@ -849,7 +859,7 @@ class App:
     async def _supervisor(self):
         while not self.stopping and self.failure is None:
             self.supervise()
-            await _sleep_ms(SUPERVISOR_MS)
+            await _sleep_ms(_SUPERVISOR_MS)
 
     async def main(self):
         """begin(), then run the tasks until stop() or a task fails (whose exception is raised)."""
@@ -857,9 +867,9 @@ class App:
         tasks = [
             asyncio.create_task(self._task(_T_SAMPLES, self.poll_samples, SAMPLE_MS)),
             asyncio.create_task(self._task(_T_PACER, self.update_pacer, PACER_MS)),
-            asyncio.create_task(self._task(_T_SERIAL, self.poll_serial, SERIAL_MS)),
-            asyncio.create_task(self._task(_T_BUTTON, self.poll_button, BUTTON_MS)),
-            asyncio.create_task(self._task(_T_SUMMARY, self.periodic, SUMMARY_MS // 4)),
+            asyncio.create_task(self._task(_T_SERIAL, self.poll_serial, _SERIAL_MS)),
+            asyncio.create_task(self._task(_T_BUTTON, self.poll_button, _BUTTON_MS)),
+            asyncio.create_task(self._task(_T_SUMMARY, self.periodic, _SUMMARY_MS // 4)),
             asyncio.create_task(self._supervisor()),
         ]
         while not self.stopping and self.failure is None:

@@ -108,8 +108,8 @@ def crc16(data):
         data = data.encode()
     crc = 0xFFFF
     t = _CRC_TABLE
-    for b in data:
-        crc = ((crc << 8) & 0xFFFF) ^ t[((crc >> 8) ^ b) & 0xFF]
+    for b in data:  # crc >> 8 and b are both < 256: no mask needed on the index
+        crc = ((crc << 8) & 0xFFFF) ^ t[(crc >> 8) ^ b]
     return crc
 
 
@@ -179,8 +179,10 @@ def encode(kind, seq, *values, commands=False):
     for i in range(n):
         ftype = spec[t0 + i]
         v = values[i]
-        if ftype == "i":
-            parts.append(_int_text(spec, i, v))
+        if ftype == "i":  # the common case, checked inline (a call per field costs)
+            if type(v) is not int or not -INT_LIMIT < v < INT_LIMIT:
+                _int_text(spec, i, v)  # raises, naming the field
+            parts.append(str(v))
         elif ftype == "s":
             parts.append(sanitize(v, True))
         elif ftype == "l":
