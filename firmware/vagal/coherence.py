@@ -5,7 +5,7 @@ are mean-removed, Hann-windowed and transformed by a DFT evaluated only at the b
 0.04-0.26 Hz, on a grid of 1/128 Hz (the 128 points zero-padded to 256, so the peak is placed to
 within 0.004 Hz). coherence = power within +-2 bins (+-0.0156 Hz, the 0.030 Hz band) of the largest
 bin / power in the rest of the band, x100. It is recomputed every 5 s, a few bins per call so no
-single call does more than BINS_PER_STEP * 128 multiply-adds.
+single call does more than _BINS_PER_STEP * 128 multiply-adds.
 
 Ranges (all |x| < 2**30): windowed deviations are clamped to +-1023 (HR x10, i.e. +-102 bpm), the
 cos/sin table is scaled to 4096, so a bin's sum over 128 points is < 5.4e8; before squaring, every
@@ -17,26 +17,34 @@ from array import array
 
 from vagal.ticks import ticks_add, ticks_diff
 
-N = 128  # points in the window: 64 s at 2 Hz
-STEP_US = 500000  # resampling period
-UPDATE_US = 5000000  # recompute every 5 s
-PAD = 256  # DFT length (zero-padded): bin m is m / (PAD * 0.5 s) = m / 128 Hz
-BIN_LO = 6  # 0.0469 Hz, the first bin >= 0.04 Hz
-BIN_HI = 33  # 0.2578 Hz, the last bin <= 0.26 Hz
-NBINS = BIN_HI - BIN_LO + 1
-PEAK_HALF = 2  # peak band = peak bin +- 2 (+-0.0156 Hz)
-BINS_PER_STEP = 4
-TRIG_ONE = 4096
-MAX_SPAN_US = 3000000  # interpolating over a longer gap between good beats marks points bad
-MAX_BAD = 12  # a window with more bad points than this (~10 %) gives no coherence
-COH_MAX = 9999  # x100 cap (a pure sinusoid gives a ratio of ~40 = 4000)
-INVALID = -1
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+N = const(128)  # points in the window: 64 s at 2 Hz
+STEP_US = const(500000)  # resampling period
+_UPDATE_US = const(5000000)  # recompute every 5 s
+PAD = const(256)  # DFT length (zero-padded): bin m is m / (PAD * 0.5 s) = m / 128 Hz
+BIN_LO = const(6)  # 0.0469 Hz, the first bin >= 0.04 Hz
+_BIN_HI = const(33)  # 0.2578 Hz, the last bin <= 0.26 Hz
+NBINS = const(_BIN_HI - BIN_LO + 1)
+PEAK_HALF = const(2)  # peak band = peak bin +- 2 (+-0.0156 Hz)
+_BINS_PER_STEP = const(4)
+_TRIG_ONE = const(4096)
+_MAX_SPAN_US = const(3000000)  # interpolating over a longer gap between good beats marks points bad
+_MAX_BAD = const(12)  # a window with more bad points than this (~10 %) gives no coherence
+_COH_MAX = const(9999)  # x100 cap (a pure sinusoid gives a ratio of ~40 = 4000)
+INVALID = const(-1)
 
 
 def _build_cos():
     t = array("h", [0] * PAD)
     for i in range(PAD):
-        t[i] = int(round(TRIG_ONE * math.cos(2.0 * math.pi * i / PAD)))
+        t[i] = int(round(_TRIG_ONE * math.cos(2.0 * math.pi * i / PAD)))
     return t
 
 
@@ -60,7 +68,7 @@ def bin_mhz(m):
 class Coherence:
     """Feed point(t_us, hr_x10) per good beat (gap() on bad signal), update(now_us) often."""
 
-    def __init__(self, bins_per_step=BINS_PER_STEP):
+    def __init__(self, bins_per_step=_BINS_PER_STEP):
         self.bins_per_step = bins_per_step
         self._hr = array("h", [0] * N)  # resampled HR x10, ring
         self._bad = bytearray(N)  # 1 where the point was interpolated over a gap
@@ -121,7 +129,7 @@ class Coherence:
         if span > N * STEP_US:  # longer than the whole window: start the grid afresh
             self._next_t = t_us
             span = 0
-        bad = 1 if (self._gap or span > MAX_SPAN_US) else 0
+        bad = 1 if (self._gap or span > _MAX_SPAN_US) else 0
         span_ms = span // 1000
         if span_ms < 1:
             span_ms = 1
@@ -142,11 +150,11 @@ class Coherence:
         if self._bin < 0:
             if self.filled < N:
                 return False
-            if self._started and ticks_diff(now_us, self._last_run) < UPDATE_US:
+            if self._started and ticks_diff(now_us, self._last_run) < _UPDATE_US:
                 return False
             self._started = True
             self._last_run = now_us
-            if self._nbad > MAX_BAD:
+            if self._nbad > _MAX_BAD:
                 self.coherence_x100 = INVALID
                 self.seq += 1
                 return True
@@ -168,7 +176,7 @@ class Coherence:
 
     def compute_now(self):
         """Run a whole computation at once (tests, host analysis); returns coherence_x100."""
-        if self.filled < N or self._nbad > MAX_BAD:
+        if self.filled < N or self._nbad > _MAX_BAD:
             self.coherence_x100 = INVALID
             return INVALID
         self._snapshot()
@@ -261,7 +269,7 @@ class Coherence:
             rest >>= 1
         if peak == 0:
             self.coherence_x100 = 0
-        elif rest <= 0 or peak * 100 // rest > COH_MAX:
-            self.coherence_x100 = COH_MAX
+        elif rest <= 0 or peak * 100 // rest > _COH_MAX:
+            self.coherence_x100 = _COH_MAX
         else:
             self.coherence_x100 = peak * 100 // rest

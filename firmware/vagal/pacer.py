@@ -11,22 +11,30 @@ from array import array
 
 from vagal.ticks import ticks_diff
 
-PHASE_ONE = 1 << 24  # phase units per breath
-RATE_MIN = 3000  # milli-breaths per minute
-RATE_MAX = 12000
-RATE_DEFAULT = 6000
-INHALE_MIN = 20  # inhale share of a breath, percent
-INHALE_MAX = 80
-INHALE_DEFAULT = 40  # 4:6
-RAMP_US_PER_MBPM = 2000  # rate changes glide at 500 milli-breaths/min per second
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+PHASE_ONE = const(1 << 24)  # phase units per breath
+RATE_MIN = const(3000)  # milli-breaths per minute
+RATE_MAX = const(12000)
+RATE_DEFAULT = const(6000)
+INHALE_MIN = const(20)  # inhale share of a breath, percent
+INHALE_MAX = const(80)
+INHALE_DEFAULT = const(40)  # 4:6
+RAMP_US_PER_MBPM = const(2000)  # rate changes glide at 500 milli-breaths/min per second
 
 # Phase units per microsecond = rate_mbpm * 2**24 / 60e9 = rate_mbpm * _NUM / _DEN, exactly.
-_NUM = 8192
-_DEN = 29296875
-_CHUNK_US = 1 << 20  # advance in chunks so every intermediate stays a small int
+_NUM = const(8192)
+_DEN = const(29296875)
+_CHUNK_US = const(1 << 20)  # advance in chunks so every intermediate stays a small int
 
-LEVEL_MAX = 65535
-_STEPS = 4096  # resolution of the position within an inhale or exhale
+LEVEL_MAX = const(65535)
+_STEPS = const(4096)  # resolution of the position within an inhale or exhale
 
 
 def _build_rise():

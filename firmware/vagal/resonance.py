@@ -17,18 +17,26 @@ from vagal.coherence import COS, Coherence, INVALID
 from vagal.hrv import isqrt
 from vagal.ticks import ticks_add, ticks_diff
 
-BEATS = 64  # beats remembered: > one 15 s breath at 200 bpm
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_BEATS = const(64)  # beats remembered: > one 15 s breath at 200 bpm
 # A beat counts at the midpoint of its interval (up to 0.75 s before its peak at 40 bpm) and is
 # reported up to 0.5 s after its peak: wait this long after a breath ends before judging it.
-BEAT_DELAY_US = 1300000
-MIN_BEATS = 4
-PLV_BREATHS = 5  # breaths in the phase-locking (entrainment) estimate
-PLV_ENTRAINED = 60  # x100: phase locking at or above this counts as following the pacer
-FIT_MIN_X10 = 10  # a fitted swing under 1 bpm is no oscillation at all
+BEAT_DELAY_US = const(1300000)
+_MIN_BEATS = const(4)
+_PLV_BREATHS = const(5)  # breaths in the phase-locking (entrainment) estimate
+_PLV_ENTRAINED = const(60)  # x100: phase locking at or above this counts as following the pacer
+FIT_MIN_X10 = const(10)  # a fitted swing under 1 bpm is no oscillation at all
 
 # mbpm = milli-breaths per minute, as in vagal.pacer
-ABS_MIN_MBPM = 4000
-ABS_MAX_MBPM = 7000
+ABS_MIN_MBPM = const(4000)
+ABS_MAX_MBPM = const(7000)
 
 
 def _build_atan():
@@ -104,21 +112,21 @@ class ResonanceMeter:
     """
 
     def __init__(self):
-        self._bt = array("i", [0] * BEATS)  # beat ticks: midpoint of the interval
-        self._bh = array("h", [0] * BEATS)  # instantaneous HR x10
-        self._bok = bytearray(BEATS)  # 1 accepted, 0 rejected
-        self._pc = array("h", [0] * PLV_BREATHS)  # unit phase vectors of recent breaths (x4096)
-        self._ps = array("h", [0] * PLV_BREATHS)
-        self._pv = bytearray(PLV_BREATHS)  # 1 if that breath was valid
+        self._bt = array("i", [0] * _BEATS)  # beat ticks: midpoint of the interval
+        self._bh = array("h", [0] * _BEATS)  # instantaneous HR x10
+        self._bok = bytearray(_BEATS)  # 1 accepted, 0 rejected
+        self._pc = array("h", [0] * _PLV_BREATHS)  # unit phase vectors of recent breaths (x4096)
+        self._ps = array("h", [0] * _PLV_BREATHS)
+        self._pv = bytearray(_PLV_BREATHS)  # 1 if that breath was valid
         self.coherence = Coherence()
         self.reset()
 
     def reset(self):
         """A new session: forget beats, breaths and coherence."""
-        for i in range(BEATS):
+        for i in range(_BEATS):
             self._bok[i] = 0
             self._bt[i] = 0
-        for i in range(PLV_BREATHS):
+        for i in range(_PLV_BREATHS):
             self._pv[i] = 0
         self._bi = 0
         self._bcount = 0
@@ -167,8 +175,8 @@ class ResonanceMeter:
         self._bh[i] = hr
         self._bok[i] = 1 if accepted else 0
         i += 1
-        self._bi = 0 if i == BEATS else i
-        if self._bcount < BEATS:
+        self._bi = 0 if i == _BEATS else i
+        if self._bcount < _BEATS:
             self._bcount += 1
         if accepted and self._ok:
             self.coherence.point(tm, hr)
@@ -256,7 +264,7 @@ class ResonanceMeter:
         self.breath_end_us = self._p_e
         self.breath_rate_mbpm = 60000000 // period_ms if period_ms > 0 else 0
         self.beats_in_breath = n
-        valid = not bad and n >= MIN_BEATS and period_ms > 0
+        valid = not bad and n >= _MIN_BEATS and period_ms > 0
         mean = total // n if n else 0
         if valid:
             expected = period_ms * mean // 600000  # beats a breath of this length should hold
@@ -307,18 +315,18 @@ class ResonanceMeter:
             self._pc[k] = 0
             self._ps[k] = 0
         k += 1
-        self._pi = 0 if k == PLV_BREATHS else k
+        self._pi = 0 if k == _PLV_BREATHS else k
         nv = 0
         sc = 0
         ssn = 0
-        for j in range(PLV_BREATHS):
+        for j in range(_PLV_BREATHS):
             if self._pv[j]:
                 nv += 1
                 sc += self._pc[j]
                 ssn += self._ps[j]
-        if nv >= PLV_BREATHS - 1:
+        if nv >= _PLV_BREATHS - 1:
             self.plv_x100 = isqrt(sc * sc + ssn * ssn) * 100 // (nv * 4096)
-            self.entrained = 1 if self.plv_x100 >= PLV_ENTRAINED else 0
+            self.entrained = 1 if self.plv_x100 >= _PLV_ENTRAINED else 0
         else:
             self.plv_x100 = 0
             self.entrained = -1
