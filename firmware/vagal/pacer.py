@@ -31,7 +31,10 @@ RAMP_US_PER_MBPM = const(2000)  # rate changes glide at 500 milli-breaths/min pe
 # Phase units per microsecond = rate_mbpm * 2**24 / 60e9 = rate_mbpm * _NUM / _DEN, exactly.
 _NUM = const(8192)
 _DEN = const(29296875)
-_CHUNK_US = const(1 << 20)  # advance in chunks so every intermediate stays a small int
+# _DEN = _K * _NUM + _KR: lets m * _NUM / _DEN be split into small-int steps (see Pacer._advance)
+_K = const(3576)
+_KR = const(2283)
+_CHUNK_US = const(65536)  # advance in chunks so that chunk * RATE_MAX (and all else) stays < 2**30
 
 LEVEL_MAX = const(65535)
 _STEPS = const(4096)  # resolution of the position within an inhale or exhale
@@ -168,31 +171,25 @@ class Pacer:
 
     # --- the per-update path: integers only, no allocation ---
     def _advance(self, dt):
-        n = self.rate_mbpm * _NUM  # < 2**30 for any allowed rate
-        q1 = n // _DEN
-        r1 = n - q1 * _DEN
+        # phase += dt * rate * _NUM / _DEN exactly, remainder carried in _frac. With m = d * rate and
+        # m = mq * _K + mr: m * _NUM = mq * _DEN + x, x = mr * _NUM - mq * _KR, |x| < 2**29.
+        rate = self.rate_mbpm
         phase = self.phase
         frac = self._frac
         breaths = self.breaths
         while dt > 0:
             d = dt if dt < _CHUNK_US else _CHUNK_US
             dt -= d
-            qb = q1
-            rb = r1
-            while d:  # phase += d * n / _DEN by binary long multiplication, exact
-                if d & 1:
-                    phase += qb
-                    frac += rb
-                    if frac >= _DEN:
-                        frac -= _DEN
-                        phase += 1
-                d >>= 1
-                qb <<= 1
-                rb <<= 1
-                if rb >= _DEN:
-                    rb -= _DEN
-                    qb += 1
-            while phase >= PHASE_ONE:
+            m = d * rate  # < 65536 * 12000 < 2**30
+            mq = m // _K
+            x = (m - mq * _K) * _NUM - mq * _KR
+            q = x // _DEN  # floor: x may be negative, then q is too and the remainder is >= 0
+            phase += mq + q
+            frac += x - q * _DEN
+            if frac >= _DEN:
+                frac -= _DEN
+                phase += 1
+            if phase >= PHASE_ONE:  # a chunk is far less than a breath: at most one turn
                 phase -= PHASE_ONE
                 breaths += 1
         self.phase = phase

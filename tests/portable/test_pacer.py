@@ -274,3 +274,29 @@ def test_update_allocates_nothing():
     finally:
         micropython.heap_unlock()
     assert p.breaths >= 2 and p.cues >= 5
+
+
+def _advance_long_stall(p, t):
+    for dt in (536870911, 65535, 65536, 65537, 1, 131072, 300000000):  # up to ticks_diff's maximum
+        t = ticks_add(t, dt)
+        p.update(t)
+    return t
+
+
+def test_long_stalls_stay_exact_and_allocate_nothing():
+    """A stalled update (up to ticks_diff's 2**29 - 1 us) is integrated in small-int chunks: exact,
+    at most one turn of the breath per chunk, and nothing allocated on a 31-bit small-int port."""
+    elapsed = 536870911 + 65535 + 65536 + 65537 + 1 + 131072 + 300000000
+    for rate in (3000, 12000, 6999):
+        p = Pacer(rate_mbpm=rate, haptics=False)
+        t = TICKS_MAX - 5
+        p.start(t)
+        if micropython is not None:
+            micropython.heap_lock()
+        try:
+            _advance_long_stall(p, t)
+        finally:
+            if micropython is not None:
+                micropython.heap_unlock()
+        assert p.elapsed_phase() == _expected_phase(elapsed, rate), rate
+        assert 0 <= p.phase < PHASE_ONE and p._frac < _DEN
