@@ -157,21 +157,16 @@ def _int_text(spec, i, v):
     return str(v)
 
 
-def _types(kind, commands):
-    """(table string, index of its first type letter, number of fields); ProtocolError if unknown."""
-    spec = _spec(kind, commands)
-    if spec is None:
-        raise ProtocolError("unknown kind %r" % (kind,))
-    t0 = len(kind) + 1
-    return spec, t0, spec.find(" ", t0) - t0
-
-
 def encode(kind, seq, *values, commands=False):
     """Build one line (with "\\n") of `kind`; values in table order. Raises ProtocolError on misuse.
 
     TEXT fields are sanitised and cut so that the line fits MAX_LINE; nothing else is ever cut.
     """
-    spec, t0, n = _types(kind, commands)
+    spec = _spec(kind, commands)
+    if spec is None:
+        raise ProtocolError("unknown kind %r" % (kind,))
+    t0 = len(kind) + 1
+    n = spec.find(" ", t0) - t0
     if len(values) != n:
         raise ProtocolError("%s takes %d fields, got %d" % (kind, n, len(values)))
     parts = [kind, str(seq % SEQ_MOD)]
