@@ -60,7 +60,8 @@ _SUPERVISOR_MS = const(250)
 _PACER_MSG_MS = const(200)  # pacer state lines, plus one at every turn of the breath
 _SUMMARY_MS = const(1000)
 _STATS_MS = const(5000)
-_STALL_MS = const(2000)  # a task silent this long stops the watchdog feeding
+_STALL_US = const(2000000)  # a task silent this long stops the watchdog feeding (check-ins are us
+# ticks: ticks_diff reaches 537 s, and the watchdog resets 8 s after feeding stops)
 
 _BRIGHT_STEP_MS = const(100)  # the brightness glides by 1 % per step (10 %/s): a mode change never jumps
 _PULSE_LOST_MS = const(5000)  # the pulse must be gone this long before the user is told (a 1 s drop-out
@@ -124,7 +125,7 @@ class App:
         self._prev_t = 0
         self._have_prev_t = False
         self._overlong_seen = 0
-        self._checkin = array("i", bytes(4 * len(TASK_NAMES)))
+        self._checkin = array("i", bytes(4 * len(TASK_NAMES)))  # ticks_us of each task's last run
         # session clock: t_ms advanced from accumulated ticks_diff, remainder carried in us
         self.t_ms = 0
         self._rem_us = 0
@@ -212,9 +213,9 @@ class App:
         self.apply_settings()
         self.raw = self.settings.get("raw")
         self.board.start()
-        now_ms = self.board.ticks_ms()
+        now_us = self.board.ticks_us()
         for k in range(len(TASK_NAMES)):
-            self._checkin[k] = now_ms
+            self._checkin[k] = now_us
         if self.settings.get("autostart"):
             self.start_session("boot")
 
@@ -817,10 +818,10 @@ class App:
             self.loop_us = 0
 
     def supervise(self):
-        """Feed the watchdog only if every task checked in within _STALL_MS. Returns True if fed."""
-        now_ms = self.board.ticks_ms()
+        """Feed the watchdog only if every task checked in within _STALL_US. Returns True if fed."""
+        now = self.board.ticks_us()
         for k in range(len(TASK_NAMES)):
-            if ticks_diff(now_ms, self._checkin[k]) > _STALL_MS:
+            if ticks_diff(now, self._checkin[k]) > _STALL_US:
                 return False
         self.board.feed()
         return True
@@ -828,10 +829,11 @@ class App:
     def _timed(self, k, body):
         t0 = self.board.ticks_us()
         body()
-        d = ticks_diff(self.board.ticks_us(), t0)
+        t1 = self.board.ticks_us()  # also the check-in: one clock read fewer per wake-up
+        d = ticks_diff(t1, t0)
         if d > self.loop_us:
             self.loop_us = d
-        self._checkin[k] = self.board.ticks_ms()
+        self._checkin[k] = t1
 
     def step(self):
         """Run every task body once (tests and simple loops); the watchdog is fed if all is well."""
