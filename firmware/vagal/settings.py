@@ -23,7 +23,7 @@ LEGACY_MODES = (("pacer", "pace"), ("resonance", "practice"))
 
 # One flat tuple, five items a setting: key, type, default, then for INT the range lo, hi; for STR
 # the allowed choices (a tuple, or "date" = YYYY-MM-DD or empty) and None; for BOOL None, None.
-# Flat because a tuple per setting costs the device ~4x the heap; specs() gives the tuples.
+# Flat because a tuple per setting costs the device ~4x the heap.
 SPECS = (
     "rate_mbpm", INT, pacer.RATE_DEFAULT, pacer.RATE_MIN, pacer.RATE_MAX,
     "inhale_pct", INT, pacer.INHALE_DEFAULT, pacer.INHALE_MIN, pacer.INHALE_MAX,
@@ -44,16 +44,6 @@ SPECS = (
 _STRIDE = 5
 
 KEYS = tuple(SPECS[i] for i in range(0, len(SPECS), _STRIDE))
-
-
-def specs():
-    """((key, type, default, allowed), ...): allowed is (lo, hi) for INT, the choices for STR, None
-    for BOOL (host and tests)."""
-    out = []
-    for i in range(0, len(SPECS), _STRIDE):
-        key, kind, default, a, b = SPECS[i:i + _STRIDE]
-        out.append((key, kind, default, (a, b) if kind == INT else a))
-    return tuple(out)
 
 
 class SettingsError(ValueError):

@@ -146,7 +146,7 @@ def test_parse_rejects_bad_command_values_with_a_reason():
             assert word in str(e), (key, text, str(e))
     assert S.parse("raw", "ON") is True and S.parse("brightness", "0") == 0
     assert S.parse("resonance_date", "-") == ""
-    for key, kind, default, allowed in S.specs():
+    for key, kind, default, allowed in _specs(S):
         assert S.parse(key, S.format_value(default)) == default
 
 
@@ -284,3 +284,13 @@ def test_update_saves_several_keys_at_once_or_none():
     assert s.get("resonance_mbpm") == 5350 and s.get("resonance_date") == "2026-11-26"
     assert _read(p) == before and not _exists(p + ".tmp")
     _cleanup(p)
+
+
+def _specs(S):
+    """((key, type, default, allowed), ...) from settings.SPECS (five items a setting)."""
+    assert len(S.SPECS) % 5 == 0 and len(S.SPECS) // 5 == len(S.KEYS)
+    out = []
+    for i in range(0, len(S.SPECS), 5):
+        key, kind, default, a, b = S.SPECS[i:i + 5]
+        out.append((key, kind, default, (a, b) if kind == S.INT else a))
+    return out
