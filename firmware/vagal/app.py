@@ -265,7 +265,7 @@ class App:
         if _UNLOAD:
             dropped = False
             for name in _CONTROLLER_MODULES:
-                keep = ((mode == "assess" and name != "vagal.winddown") or
+                keep = ((mode == "assess" and name == "vagal.assessment") or
                         (mode == "practice" and name == "vagal.tuner") or
                         (mode == "winddown" and name == "vagal.winddown"))
                 if not keep and name in sys.modules:
