@@ -10,7 +10,7 @@ import tty
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from vagal import protocol
+from vagal import link, protocol
 from vagal_host import stream as stream_mod
 from vagal_host.errors import VagalError
 from vagal_host.session import SessionWriter, read_session
@@ -305,7 +305,7 @@ def test_fuzz_random_bytes_never_crash_and_are_counted(tmp_path_factory, chunks,
     render(state, writer.counter.totals(), 1.0, path)  # the view copes with whatever arrived
     received, lost, corrupt_n, partial = writer.counter.totals()
     out, tail = _split_in_chunks(data, chunk_size, 256)
-    good = [x for x in out if isinstance(x, bytes) and protocol.LinkStats().accept(x.rstrip(b"\r"))]
+    good = [x for x in out if isinstance(x, bytes) and link.LinkStats().accept(x.rstrip(b"\r"))]
     overlong = len([x for x in out if isinstance(x, int)]) + isinstance(tail, int)
     n_lines = len([x for x in out if isinstance(x, bytes)])
     assert received == len(good)
