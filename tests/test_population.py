@@ -10,7 +10,7 @@ from vagal_host.errors import VagalError
 
 
 def test_two_people_assessed_and_tuned_on_virtual_boards():
-    result = pop.run_population(2, workers=2, seed0=3, step_s=30, practice_min=2)
+    result = pop.run_population(2, workers=2, seed0=3, step_s=30, practice_min=2, trace=True)
     rows = result["rows"]
     assert [r["seed"] for r in rows] == [3, 4]
     for r in rows:
@@ -26,6 +26,10 @@ def test_two_people_assessed_and_tuned_on_virtual_boards():
         start_err = r["tune_start_mbpm"] / 1000.0 - r["resonance_bpm"]
         assert abs(r["tune_err_bpm"]) < abs(start_err), r
         assert r["lost"] == 0 and r["corrupt"] == 0
+        # the traced breaths: ~10 s each over 2 minutes, the last one at the final rate's side
+        trace = r["tune_trace"]
+        assert 6 <= len(trace) <= 16, trace
+        assert all(4000 <= b[4] <= 7000 and -180 <= b[3] <= 179 for b in trace)
     shares = [0.0, 0.5, 1.0]
     assert result["assessment_within"] in shares and result["tuning_within"] in shares
     want = sum(1 for r in rows if r["tune_err_bpm"] is not None and abs(r["tune_err_bpm"]) <= 0.25) / 2
@@ -50,3 +54,17 @@ def test_people_are_drawn_from_the_issue_ranges_and_reproducibly():
 def test_bad_population_arguments():
     with pytest.raises(VagalError, match="at least one person"):
         pop.run_population(0, workers=2)
+    with pytest.raises(VagalError, match="below or above"):
+        pop.run_population(2, workers=1, start="sideways")
+
+
+def test_people_picked_by_the_side_their_tuning_starts_on():
+    below = pop.pick_people(8, seed0=101, start="below")
+    above = pop.pick_people(8, seed0=101, start="above")
+    assert all(p["tune_start_mbpm"] < p["resonance_bpm"] * 1000 for p in below)
+    assert all(p["tune_start_mbpm"] > p["resonance_bpm"] * 1000 for p in above)
+    b = set(p["seed"] for p in below)
+    a = set(p["seed"] for p in above)
+    # consecutive seeds, none skipped: up to where both lists reach, every seed is in one of them
+    assert set(range(101, min(max(a), max(b)) + 1)) <= a | b and min(a | b) == 101
+    assert [p["seed"] for p in pop.pick_people(5, seed0=7)] == [7, 8, 9, 10, 11]

@@ -14,6 +14,8 @@ MODE_PROBE = 2
 
 
 class Tuner:
+    RUN_UNDOES = 3  # phase-mode moves in a row the same way that undo one turn (phase_gain)
+
     """Closed-loop practice: keeps nudging the rate toward the largest swing, never jumping.
 
     mode MODE_PHASE (default): the pacer stays at the centre rate; every probe_breaths valid breaths
@@ -28,8 +30,8 @@ class Tuner:
     """
 
     def __init__(self, meter, start_mbpm, mode=1, probe_mbpm=200, probe_breaths=4,
-                 settle_breaths=1, speed_mbpm_min=150, span_mbpm=1000, gain_mbpm=1500,
-                 gain_phase=6, use_fit=True):
+                 settle_breaths=1, speed_mbpm_min=250, span_mbpm=1000, gain_mbpm=1500,
+                 gain_phase=12, gain_phase_min=3, use_fit=True):
         if type(start_mbpm) is not int or not ABS_MIN_MBPM <= start_mbpm <= ABS_MAX_MBPM:
             raise ValueError("tuning start rate %r outside %d..%d mbpm"
                              % (start_mbpm, ABS_MIN_MBPM, ABS_MAX_MBPM))
@@ -43,6 +45,7 @@ class Tuner:
         self.speed = speed_mbpm_min
         self.gain = gain_mbpm
         self.gain_phase = gain_phase
+        self.gain_phase_min = gain_phase_min
         self.use_fit = use_fit
         self.lo = max(ABS_MIN_MBPM, start_mbpm - span_mbpm)
         self.hi = min(ABS_MAX_MBPM, start_mbpm + span_mbpm)
@@ -53,6 +56,9 @@ class Tuner:
         self.steps = 0
         self._side = 1
         self._last_us = 0
+        self._turns = 0
+        self._dir = 0
+        self._run = 0
 
     def _clamp(self, r):
         if r < self.lo:
@@ -69,6 +75,9 @@ class Tuner:
         self._prev_mean = -1  # mean swing of the previous side, -1 none
         self._prev_rate = 0
         self._side = 1
+        self._turns = 0  # phase-mode moves that reversed the direction of the one before
+        self._dir = 0  # sign of the last phase-mode move
+        self._run = 0  # moves in a row in that direction
         self._enter(now_us)
 
     def set_enabled(self, on, now_us):
@@ -103,6 +112,34 @@ class Tuner:
         self._since_step_ms = 0
         self.steps += 1
 
+    def phase_gain(self):
+        """Kesten's rule: gain_phase // (1 + turns), at least gain_phase_min (mbpm per degree).
+
+        Far from resonance the phase keeps its sign and the full gain (with the speed limit) closes
+        the distance; once the moves start to reverse the rate is near resonance and each breath's
+        phase noise (breathing-phase wander, lapses: 10-15 deg over 4 breaths) matters more than
+        speed, so the gain shrinks and later moves average over more breaths. The floor keeps it
+        following a resonance that moves during the session."""
+        g = self.gain_phase // (1 + self._turns)
+        return g if g > self.gain_phase_min else self.gain_phase_min
+
+    def _note_direction(self, phase_deg):
+        """Count a turn when this move goes the other way from the previous one; RUN_UNDOES moves
+        in a row the same way take one back (a noisy reversal far from resonance, or a resonance
+        that moved, must not leave the gain small)."""
+        sign = 1 if phase_deg < 0 else (-1 if phase_deg > 0 else 0)
+        if sign == 0:
+            return
+        if self._dir != 0 and sign != self._dir:
+            self._turns += 1
+            self._run = 1
+        else:
+            self._run += 1
+            if self._run >= self.RUN_UNDOES and self._turns > 0:
+                self._turns -= 1
+                self._run = 0
+        self._dir = sign
+
     def update(self, now_us):
         """Advance the tuning; True when rate_mbpm changed."""
         dt = ticks_diff(now_us, self._last_us)
@@ -133,7 +170,9 @@ class Tuner:
             if self._n < self.probe_breaths:
                 return False
             old = self.rate_mbpm
-            self._move(-atan2_deg(self._ps, self._pc) * self.gain_phase)
+            d = atan2_deg(self._ps, self._pc)
+            self._note_direction(d)
+            self._move(-d * self.phase_gain())
             self._enter(now_us)
             return self.rate_mbpm != old
         self._sum += m.fit_x10 if self.use_fit else m.swing_x10

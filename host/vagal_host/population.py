@@ -206,19 +206,9 @@ def _within(errors):
     return ok / len(errors) if errors else 0.0
 
 
-def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN, assess=True,
-                   trace=False, start=None):
-    """n people (seeds seed0..), each on a virtual board, `workers` at a time in worker processes.
-    start "below"/"above": only people whose tuning starts below/above their resonance (the next
-    n such seeds; while investigating one side); assess False: tuning only (half the time).
-
-    -> {"rows": [...], "assessment_within": share, "tuning_within": share, ...}; a person whose board
-    failed counts as a miss (their row says why)."""
-    if n < 1 or workers < 1:
-        raise VagalError("need at least one person and one worker (n=%r, workers=%r)" % (n, workers))
-    from vagal_host.virtual import build
-
-    build()  # once, before the workers start their boards
+def pick_people(n, seed0=1, start=None):
+    """The people of a run: seeds seed0.., or with start "below"/"above" the next n whose tuning
+    starts on that side of their resonance."""
     if start not in (None, "below", "above"):
         raise VagalError("start must be below or above, not %r" % (start,))
     people = []
@@ -229,6 +219,23 @@ def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN, 
         below = p["tune_start_mbpm"] < p["resonance_bpm"] * 1000
         if start is None or below == (start == "below"):
             people.append(p)
+    return people
+
+
+def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN, assess=True,
+                   trace=False, start=None):
+    """n people (seeds seed0..), each on a virtual board, `workers` at a time in worker processes.
+    start "below"/"above": only people whose tuning starts below/above their resonance (the next
+    n such seeds; while investigating one side); assess False: tuning only (half the time).
+
+    -> {"rows": [...], "assessment_within": share, "tuning_within": share, ...}; a person whose board
+    failed counts as a miss (their row says why)."""
+    if n < 1 or workers < 1:
+        raise VagalError("need at least one person and one worker (n=%r, workers=%r)" % (n, workers))
+    people = pick_people(n, seed0, start)
+    from vagal_host.virtual import build
+
+    build()  # once, before the workers start their boards
     t0 = time.monotonic()
     ctx = multiprocessing.get_context("spawn")  # no forked copies of a threaded parent
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, n), mp_context=ctx) as pool:
