@@ -14,13 +14,12 @@ MODE_PROBE = 2
 
 
 class Tuner:
-    RUN_UNDOES = 3  # phase-mode moves in a row the same way that undo one turn (phase_gain)
-
     """Closed-loop practice: keeps nudging the rate toward the largest swing, never jumping.
 
     mode MODE_PHASE (default): the pacer stays at the centre rate; every probe_breaths valid breaths
     the mean HR/pacer phase is taken (a lag, phase > 0, means the rate is above resonance: the swing
-    grows by slowing down, a lead by speeding up) and the centre moves by -gain_phase * phase.
+    grows by slowing down, a lead by speeding up) and the centre moves by -phase_gain() * phase
+    (gain_phase, shrinking by Kesten's rule once the moves reverse near resonance).
     mode MODE_PROBE: the pacer alternates centre + probe and centre - probe for probe_breaths valid
     breaths each (the first settle_breaths at each side skipped); after each side the mean swing of
     the last two sides is compared and the centre moves toward the better side by gain * relative
@@ -58,7 +57,6 @@ class Tuner:
         self._last_us = 0
         self._turns = 0
         self._dir = 0
-        self._run = 0
 
     def _clamp(self, r):
         if r < self.lo:
@@ -77,7 +75,6 @@ class Tuner:
         self._side = 1
         self._turns = 0  # phase-mode moves that reversed the direction of the one before
         self._dir = 0  # sign of the last phase-mode move
-        self._run = 0  # moves in a row in that direction
         self._enter(now_us)
 
     def set_enabled(self, on, now_us):
@@ -124,21 +121,12 @@ class Tuner:
         return g if g > self.gain_phase_min else self.gain_phase_min
 
     def _note_direction(self, phase_deg):
-        """Count a turn when this move goes the other way from the previous one; RUN_UNDOES moves
-        in a row the same way take one back (a noisy reversal far from resonance, or a resonance
-        that moved, must not leave the gain small)."""
+        """Count a turn when this move goes the other way from the previous one."""
         sign = 1 if phase_deg < 0 else (-1 if phase_deg > 0 else 0)
-        if sign == 0:
-            return
-        if self._dir != 0 and sign != self._dir:
-            self._turns += 1
-            self._run = 1
-        else:
-            self._run += 1
-            if self._run >= self.RUN_UNDOES and self._turns > 0:
-                self._turns -= 1
-                self._run = 0
-        self._dir = sign
+        if sign != 0:
+            if self._dir != 0 and sign != self._dir:
+                self._turns += 1
+            self._dir = sign
 
     def update(self, now_us):
         """Advance the tuning; True when rate_mbpm changed."""

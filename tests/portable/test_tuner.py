@@ -135,14 +135,3 @@ def test_noisy_low_sensitivity_people_are_reached():
     assert within >= 20 and sum(new) // len(new) <= 150, new
     old = errors(gain_phase=6, gain_phase_min=6, speed_mbpm_min=150)  # the defaults before
     assert len([e for e in old if e <= 250]) < within, old
-
-
-def test_a_run_of_moves_one_way_gives_the_gain_back():
-    tu = Tuner(_Meter(), 5000, gain_phase=12, gain_phase_min=3)
-    tu.start(0)
-    tu._note_direction(-20)
-    tu._note_direction(15)  # a reversal: half gain
-    assert tu._turns == 1 and tu.phase_gain() == 6
-    for _ in range(Tuner.RUN_UNDOES - 1):
-        tu._note_direction(10)
-    assert tu._turns == 0 and tu.phase_gain() == 12, tu._turns
