@@ -410,10 +410,3 @@ class LineAssembler:
         self._data = None
         return None
 
-
-def __getattr__(name):
-    """Host-side names that moved to vagal.link (kept out of the device's heap), for old callers."""
-    if name == "LinkStats":
-        from vagal import link
-        return getattr(link, name)
-    raise AttributeError(name)

@@ -23,6 +23,7 @@ import random
 import sys
 import time
 
+from vagal import link as link_mod
 from vagal import protocol
 
 from vagal_host.errors import VagalError
@@ -75,7 +76,7 @@ class Link:
         import serial
 
         self.ser = serial.Serial(port, timeout=READ_TIMEOUT_S)
-        self.stats = protocol.LinkStats()
+        self.stats = link_mod.LinkStats()
         self.rid = 0
         self.buf = b""
 
@@ -131,7 +132,7 @@ def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=Fal
         link = Link(vb.port)
         try:
             link.command("ping")
-            link.stats = protocol.LinkStats()  # count from here: lines before we opened are gone
+            link.stats = link_mod.LinkStats()  # count from here: lines before we opened are gone
             if assess:
                 _assess(link, row)
                 if link_running(link):
