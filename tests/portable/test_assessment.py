@@ -6,34 +6,10 @@ Plain functions and bare asserts: these also run on the MicroPython unix and Web
 import math
 
 from portable import assert_raises, no_alloc
+from fake_meter import FakeMeter as _FakeMeter
 from vagal.assessment import MODE_PROBE, Assessment, Tuner
 from vagal.ticks import ticks_add
 
-
-class _FakeMeter:
-    """Hands the controllers one judged breath at a time."""
-
-    def __init__(self):
-        self.seq = 0
-        self.valid = True
-        self.swing_x10 = 0
-        self.fit_x10 = 0
-        self.phase_deg = 0
-        self.breath_start_us = 0
-        self.coherence = _FakeCoherence()
-
-    def breath(self, start_us, fit_x10, phase_deg, valid=True):
-        self.seq += 1
-        self.breath_start_us = start_us
-        self.fit_x10 = fit_x10
-        self.swing_x10 = fit_x10 + 10
-        self.phase_deg = phase_deg
-        self.valid = valid
-
-
-class _FakeCoherence:
-    seq = 0
-    coherence_x100 = -1
 
 
 def _person(rate_mbpm, fr=5300):

@@ -6,27 +6,9 @@ Plain functions and bare asserts: these also run on the MicroPython unix and Web
 import math
 
 from portable import no_alloc
+from fake_meter import FakeMeter as _Meter
 from vagal.ticks import ticks_add
 from vagal.tuner import Tuner
-
-
-class _Meter:
-    """Hands the tuner one judged breath at a time."""
-
-    def __init__(self):
-        self.seq = 0
-        self.valid = True
-        self.swing_x10 = 0
-        self.fit_x10 = 0
-        self.phase_deg = 0
-        self.breath_start_us = 0
-
-    def breath(self, start_us, fit_x10, phase_deg):
-        self.seq += 1
-        self.breath_start_us = start_us
-        self.fit_x10 = fit_x10
-        self.swing_x10 = fit_x10 + 10
-        self.phase_deg = phase_deg
 
 
 class _Lcg:
