@@ -17,7 +17,8 @@ import sys
 
 from vagal.hrv import HRV
 from vagal.pacer import PHASE_ONE, Pacer
-from vagal.assessment import Assessment, Tuner
+from vagal.assessment import Assessment
+from vagal.tuner import Tuner
 from vagal.resonance import ResonanceMeter
 from vagal.ticks import ticks_add
 from vagal.winddown import WindDown

@@ -3,7 +3,8 @@
 Reads a vagal.resonance.ResonanceMeter after it judged a breath and tells the pacer which rate to
 use (rate_mbpm, updated by update(now_us)). Kept apart from the meter so each module compiles within
 a small MicroPython heap; the app loads it only for assess mode. Closed-loop tuning is in
-vagal.tuner (re-exported here). Rules and measured accuracy: docs/resonance.md.
+vagal.tuner (not imported here, so an assessment does not hold it in memory). Rules and measured
+accuracy: docs/resonance.md.
 """
 
 from array import array
@@ -11,7 +12,6 @@ from array import array
 from vagal.coherence import INVALID
 from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, atan2_deg, cos_deg, sin_deg
 from vagal.ticks import ticks_diff
-from vagal.tuner import MODE_PHASE, MODE_PROBE, Tuner  # noqa: F401  (their old home)
 
 DEFAULT_RATES = (6500, 6000, 5500, 5000, 4500)
 PHASE_TIE_DEG = 10  # mean phases closer than this count as equal

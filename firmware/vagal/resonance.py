@@ -3,7 +3,7 @@
 The pacer's own phase is the breathing reference: the meter records when each paced breath began
 and when its inhale ended, and measures the heart-rate response inside it. Three objects share one
 ResonanceMeter and tell the pacer which rate to use (each has rate_mbpm and update(now_us)):
-vagal.assessment.Assessment (the stepped protocol), vagal.assessment.Tuner (closed-loop practice)
+vagal.assessment.Assessment (the stepped protocol), vagal.tuner.Tuner (closed-loop practice)
 and vagal.winddown.WindDown (the bedside ramp). See docs/resonance.md for the rules and numbers.
 
 Everything on the per-beat / per-update path is integer arithmetic on preallocated arrays, with

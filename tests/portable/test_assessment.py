@@ -7,7 +7,8 @@ import math
 
 from portable import assert_raises, no_alloc
 from fake_meter import FakeMeter as _FakeMeter
-from vagal.assessment import MODE_PROBE, Assessment, Tuner
+from vagal.assessment import Assessment
+from vagal.tuner import MODE_PROBE, Tuner
 from vagal.ticks import ticks_add
 
 
