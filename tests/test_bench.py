@@ -135,26 +135,31 @@ def test_replay_speed_is_far_above_real_time():
     assert sps == pytest.approx(rtf * 250, rel=1e-6)
 
 
-def test_population_hook(monkeypatch):
-    monkeypatch.setitem(sys.modules, "vagal_host.population", None)
-    assert bench.population_run(3, 1)["status"] == "not run"
+def test_population_hook_summarises_the_population_result(monkeypatch):
+    from vagal_host import population
+
     calls = []
-    fake = types.ModuleType("vagal_host.population")
 
     def run_population(n, workers):
         calls.append((n, workers))
-        return {"assessment_within_0.25": 0.9, "tuning_converged": 0.8}
+        rows = [  # two start below their resonance, two above; one of each misses
+            {"resonance_bpm": 5.0, "tune_start_mbpm": 4000, "assess_err_bpm": 0.1, "tune_err_bpm": 0.05},
+            {"resonance_bpm": 5.0, "tune_start_mbpm": 4000, "assess_err_bpm": -0.3, "tune_err_bpm": -0.4},
+            {"resonance_bpm": 5.5, "tune_start_mbpm": 6500, "assess_err_bpm": 0.0, "tune_err_bpm": 0.2},
+            {"resonance_bpm": 5.5, "tune_start_mbpm": 6500, "assess_err_bpm": 0.2, "tune_err_bpm": 0.3},
+        ]
+        return {"rows": rows, "tolerance_bpm": 0.25, "assessment_within": 0.75, "tuning_within": 0.5,
+                "failed": 0}
 
-    fake.run_population = run_population
-    monkeypatch.setitem(sys.modules, "vagal_host.population", fake)
-    r = bench.population_run(7, 2)
-    assert calls == [(7, 2)]
-    assert (r["status"], r["assessment"], r["tuning"]) == ("run", 0.9, 0.8)
-    fake.run_population = lambda n, workers: (0.5, 0.25)
-    assert (bench.population_run(1, 1)["assessment"], bench.population_run(1, 1)["tuning"]) == (0.5, 0.25)
-    fake.run_population = lambda n, workers: 42
-    r = bench.population_run(1, 1)
-    assert r["status"] == "not run" and "42" in r["why"]
+    monkeypatch.setattr(population, "run_population", run_population)
+    r = bench.population_run(4, 2)
+    assert calls == [(4, 2)]
+    assert (r["status"], r["assessment"], r["tuning"]) == ("run", 0.75, 0.5)
+    assert (r["below_ok"], r["below"], r["above_ok"], r["above"]) == (1, 2, 1, 2)
+    assert r["assess_mean_err"] == pytest.approx(0.15) and r["assess_worst"] == pytest.approx(0.3)
+    text = bench.render(bench.machine_facts(), [], None, bench.rp2040_empty_loop_us(), (2000.0, 5e5),
+                        r, 1.0, "syn", "data")
+    assert "| assessment | 4 | 75 % |" in text and "from below 1/2, from above 1/2" in text
 
 
 @pytest.mark.parametrize("text", ["0", "-3", "many", "2.5"])

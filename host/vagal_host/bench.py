@@ -307,39 +307,30 @@ def replay_speed(samples, fs, passes=5, block=256):
 
 
 # ---------------------------------------------------------------------------- population hook
-def _fractions(result):
-    """(assessment, tuning) success fractions from whatever run_population returned, or None."""
-    if isinstance(result, dict):
-        a = next((v for k, v in result.items() if "assess" in k.lower()), None)
-        t = next((v for k, v in result.items() if "tun" in k.lower()), None)
-        return (a, t) if a is not None and t is not None else None
-    if isinstance(result, (tuple, list)) and len(result) >= 2:
-        return result[0], result[1]
-    a = next((getattr(result, k) for k in dir(result) if "assess" in k.lower()), None)
-    t = next((getattr(result, k) for k in dir(result) if "tun" in k.lower()), None)
-    return (a, t) if a is not None and t is not None else None
-
-
 def population_run(n, workers):
-    """{'status': 'run'|'not run', ...}: calls vagal_host.population.run_population(n, workers)."""
-    try:
-        population = importlib.import_module("vagal_host.population")
-    except ModuleNotFoundError as e:
-        if e.name != "vagal_host.population":
-            raise
-        return {"status": "not run", "why": "host/vagal_host/population.py does not exist yet"}
-    fn = getattr(population, "run_population", None)
-    if fn is None:
-        return {"status": "not run", "why": "vagal_host.population has no run_population(n, workers)"}
+    """{'status': 'run', ...}: vagal_host.population.run_population(n, workers) on virtual boards."""
+    from vagal_host import population
+
     t = time.perf_counter()
-    result = fn(n, workers)
+    result = population.run_population(n, workers)
     secs = time.perf_counter() - t
-    fr = _fractions(result)
-    if fr is None:
-        return {"status": "not run", "why": "run_population returned %r, which has no assessment "
-                "and tuning fractions" % (result,)}
+    rows = result["rows"]
+    below = [r for r in rows if r["tune_start_mbpm"] < r["resonance_bpm"] * 1000]
+    tol = result["tolerance_bpm"]
+
+    def ok(r):
+        return r.get("tune_err_bpm") is not None and abs(r["tune_err_bpm"]) <= tol
+
+    assess_err = [abs(r["assess_err_bpm"]) for r in rows if r.get("assess_err_bpm") is not None]
+    tune_err = [abs(r["tune_err_bpm"]) for r in rows if r.get("tune_err_bpm") is not None]
     return {"status": "run", "n": n, "workers": workers, "seconds": secs,
-            "assessment": float(fr[0]), "tuning": float(fr[1])}
+            "assessment": float(result["assessment_within"]), "tuning": float(result["tuning_within"]),
+            "failed": result.get("failed", 0),
+            "assess_mean_err": sum(assess_err) / len(assess_err) if assess_err else float("nan"),
+            "assess_worst": max(assess_err) if assess_err else float("nan"),
+            "tune_mean_err": sum(tune_err) / len(tune_err) if tune_err else float("nan"),
+            "below_ok": sum(1 for r in below if ok(r)), "below": len(below),
+            "above_ok": sum(1 for r in rows if r not in below and ok(r)), "above": len(rows) - len(below)}
 
 
 def people_from_env(environ=None):
@@ -556,14 +547,23 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir):
         L += ["## 4. Resonance population", ""]
         if pop["status"] == "run":
             L += ["Command: `VAGAL_BENCH_PEOPLE=%d %s` (vagal_host.population.run_population(%d, %d), "
-                  "%.0f s)." % (pop["n"], COMMAND, pop["n"], pop["workers"], pop["seconds"]), "",
-                  "| measure | people | success |", "|---|---|---|",
-                  "| assessment within +-0.25 breaths/min | %d | %.1f %% |" % (pop["n"], 100 * pop["assessment"]),
-                  "| tuning converged within +-0.25 breaths/min in 10 min | %d | %.1f %% |" % (
-                      pop["n"], 100 * pop["tuning"]), ""]
+                  "%.0f s; the same as `python -m vagal_host.population %d --workers %d`). Each simulated "
+                  "person (docs/resonance.md, 'Simulated population') runs on their own virtual board "
+                  "at max speed: an assessment, then 10 minutes of practice with tuning started 1 "
+                  "breath/min away from their resonance." % (
+                      pop["n"], COMMAND, pop["n"], pop["workers"], pop["seconds"], pop["n"],
+                      pop["workers"]), "",
+                  "| measure | people | within +-0.25 breaths/min | mean abs error | target |",
+                  "|---|---|---|---|---|",
+                  "| assessment | %d | %.0f %% | %.3f (worst %.2f) | 90 %% |" % (
+                      pop["n"], 100 * pop["assessment"], pop["assess_mean_err"], pop["assess_worst"]),
+                  "| tuning, 10 min | %d | %.0f %% (from below %d/%d, from above %d/%d) | %.3f | 90 %% |" % (
+                      pop["n"], 100 * pop["tuning"], pop["below_ok"], pop["below"], pop["above_ok"],
+                      pop["above"], pop["tune_mean_err"]), ""]
+            if pop["failed"]:
+                L += ["%d people's runs failed (no result)." % pop["failed"], ""]
         else:
-            L += ["Not run: %s. When it exists, %s calls run_population(n, workers) with n from "
-                  "VAGAL_BENCH_PEOPLE (default 50)." % (pop["why"], cmd), ""]
+            L += ["Not run: %s." % pop["why"], ""]
     return "\n".join(L)
 
 
