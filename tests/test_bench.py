@@ -3,7 +3,6 @@ breakage without the recordings or the offline competitors: accuracy scoring, MS
 window edges, the unix-port cost run, replay speed, the population hook and the atomic report."""
 
 import sys
-import types
 from pathlib import Path
 
 import numpy as np

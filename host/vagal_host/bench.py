@@ -15,7 +15,6 @@ the date and the machine, so the file can be checked by running it again:
 """
 
 import argparse
-import importlib
 import io
 import math
 import os
@@ -315,11 +314,13 @@ def population_run(n, workers):
     result = population.run_population(n, workers)
     secs = time.perf_counter() - t
     rows = result["rows"]
-    below = [r for r in rows if r["tune_start_mbpm"] < r["resonance_bpm"] * 1000]
     tol = result["tolerance_bpm"]
 
     def ok(r):
         return r.get("tune_err_bpm") is not None and abs(r["tune_err_bpm"]) <= tol
+
+    below = [r for r in rows if r["tune_start_mbpm"] < r["resonance_bpm"] * 1000]
+    above = [r for r in rows if r["tune_start_mbpm"] >= r["resonance_bpm"] * 1000]
 
     assess_err = [abs(r["assess_err_bpm"]) for r in rows if r.get("assess_err_bpm") is not None]
     tune_err = [abs(r["tune_err_bpm"]) for r in rows if r.get("tune_err_bpm") is not None]
@@ -330,7 +331,7 @@ def population_run(n, workers):
             "assess_worst": max(assess_err) if assess_err else float("nan"),
             "tune_mean_err": sum(tune_err) / len(tune_err) if tune_err else float("nan"),
             "below_ok": sum(1 for r in below if ok(r)), "below": len(below),
-            "above_ok": sum(1 for r in rows if r not in below and ok(r)), "above": len(rows) - len(below)}
+            "above_ok": sum(1 for r in above if ok(r)), "above": len(above)}
 
 
 def people_from_env(environ=None):

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -103,7 +104,7 @@ def pooled(scores):
     n = sum(s.n_ibi for s in scores)
     ibi = sum(s.ibi_err_ms * s.n_ibi for s in scores if s.n_ibi) / n if n else float("nan")
     sc = scoring.Score("pooled", tp, fp, fn, ibi, n, float("nan"))
-    fine = [s for s in scores if s.n_ibi and getattr(s, "ibi_err_fine_ms", float("nan")) == s.ibi_err_fine_ms]
+    fine = [s for s in scores if s.n_ibi and not math.isnan(s.ibi_err_fine_ms)]
     nf = sum(s.n_ibi for s in fine)
     sc.ibi_err_fine_ms = sum(s.ibi_err_fine_ms * s.n_ibi for s in fine) / nf if nf else float("nan")
     return sc

@@ -97,11 +97,10 @@ def replay_micropython(samples, fs, out_path, heapsize="256K", progress=None):
                 except subprocess.TimeoutExpired:
                     if progress is not None:
                         progress.stage("replaying in the MicroPython unix port")
-            proc.stdout, proc.stderr = stdout, stderr
             if proc.returncode != 0:
-                raise VagalError("MicroPython replay failed: %s" % (proc.stderr.strip().splitlines() or ["?"])[-1])
+                raise VagalError("MicroPython replay failed: %s" % (stderr.strip().splitlines() or ["?"])[-1])
             os.replace(tmp, out_path)
         finally:
             if tmp.exists():
                 tmp.unlink()
-    return proc.stdout.strip()
+    return stdout.strip()

@@ -29,7 +29,7 @@ import numpy as np
 from vagal.pacer import PHASE_ONE
 from vagal.pulse import OK
 from vagal.replay import Replay
-from vagal.resonance import ResonanceMeter
+from vagal.resonance import BEAT_DELAY_US, ResonanceMeter
 from vagal.hrv import HRV
 from vagal.ticks import TICKS_MAX
 
@@ -189,7 +189,7 @@ def meter_breaths(beats, signal, breaths):
     # one last breath's worth of calls so the final breath gets judged
     if breaths:
         on, ie, nxt = breaths[-1]
-        for k in range(1, int(2.0 / GRID_S)):  # longer than resonance.BEAT_DELAY_US
+        for k in range(1, int((BEAT_DELAY_US / 1e6 + 0.5) / GRID_S)):  # past the judging delay
             events.append((nxt + k * GRID_S, 1, "pace", (len(breaths), nxt, nxt + 1e3, nxt + 2e3)))
     events.sort(key=lambda e: (e[0], e[1]))
     out = []
