@@ -1,7 +1,7 @@
 """Hypothesis fuzzing of the protocol: decode and the line assembler never fail except by
 ProtocolError, and every message and command survives an encode/decode round trip."""
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from vagal import link
 from vagal import protocol as P
@@ -64,6 +64,7 @@ def test_decode_raises_only_protocol_error(line, commands):
 
 @settings(max_examples=400, deadline=None)
 @given(messages, st.integers(min_value=0, max_value=300), st.integers(min_value=0, max_value=255))
+@example(("log", 65535, ("7G)", "<(N")), 86, 100)  # found in CI: 'D' -> 'd' in the checksum
 def test_any_corrupted_byte_is_caught(case, pos, byte):
     kind, seq, values = case
     line = P.encode(kind, seq, *values).encode()[:-1]
@@ -106,6 +107,23 @@ def test_assembler_matches_a_reference_split(chunks, maxlen):
             P.decode_command(line)
         except P.ProtocolError:
             pass
+
+
+def test_command_checksum_accepts_either_case():
+    line = P.encode_command("ping", 8).rstrip("\n")
+    head, crc = line.rsplit("*", 1)
+    assert crc != crc.lower()  # the case test needs hex letters
+    assert P.decode_command(head + "*" + crc.lower()).seq == 8
+    message = P.encode("log", 8, "info", "x").rstrip("\n")
+    head, crc = message.rsplit("*", 1)
+    lowered = head + "*" + crc.lower()
+    if lowered != message:
+        try:
+            P.decode(lowered)
+        except P.ProtocolError as e:
+            assert "checksum" in str(e)
+        else:
+            raise AssertionError("a device line with a lower-case checksum was accepted")
 
 
 def test_assembler_reference_edge_cases():

@@ -267,7 +267,9 @@ def decode(line, commands=False):
         if len(crc_text) != 4:
             raise ProtocolError("bad checksum field %r" % crc_text[:8])
         for c in crc_text:
-            if not ("0" <= c <= "9" or "A" <= c <= "F" or "a" <= c <= "f"):
+            # device lines are machine-made: only the upper case they are sent in, so a flipped
+            # case bit is caught too; a person typing a command may use either case
+            if not ("0" <= c <= "9" or "A" <= c <= "F" or (commands and "a" <= c <= "f")):
                 raise ProtocolError("bad checksum field %r" % crc_text)
         body = line[:star]
         want = int(crc_text, 16)
