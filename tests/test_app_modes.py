@@ -284,6 +284,37 @@ def test_winddown_20_minutes_fades_to_darkness_and_stops_by_itself(tmp_path):
     assert len(board.led) == n  # quiet: nothing drives the LED any more
 
 
+def test_timed_practice_ends_by_itself_at_the_end_of_a_breath(tmp_path):
+    write_settings(tmp_path, mode="practice", session_min=2, resonance_mbpm=6000, tuning=False)
+    app, board = boot(tmp_path, person_board(tmp_path))
+    run_for(app, board, 119, step_us=20000)
+    assert app.running  # not before its time
+    run_for(app, board, 12, step_us=20000)  # a 10 s breath at most to finish
+    assert not app.running
+    stop = of(board, "session")[-1]
+    assert stop["state"] == "stop" and stop["source"] == "auto"
+    assert 120000 <= stop["t_ms"] <= 130000
+    # the breath was whole: the stop came where the pacer turned from exhale to inhale
+    assert stop["t_ms"] % 10000 < 200 or stop["t_ms"] % 10000 > 9800, stop["t_ms"]
+    summary = of(board, "summary")[-1]
+    assert summary["mode"] == "practice" and summary["rate_mbpm"] == 6000 and summary["breaths"] >= 8
+    assert board.led[-1] == 0 and board.motor[-1] == 0
+    n = len(board.led)
+    run_for(app, board, 30)
+    assert not app.running and len(board.led) == n  # it stays stopped
+
+
+def test_untimed_and_assessment_sessions_ignore_session_min(tmp_path):
+    write_settings(tmp_path, mode="pace", rate_mbpm=6000)
+    app, board = boot(tmp_path)
+    run_for(app, board, 200, step_us=20000)
+    assert app.running  # session_min 0: runs until stopped
+    write_settings(tmp_path, mode="assess", session_min=1, assess_step_s=30)
+    app, board = boot(tmp_path, person_board(tmp_path))
+    run_for(app, board, 90, step_us=20000)
+    assert app.running and app.mode == "assess"  # the assessment has its own length
+
+
 def test_winddown_haptic_only_keeps_the_light_off(tmp_path):
     write_settings(tmp_path, mode="winddown", winddown_min=1, winddown_haptic_only=True,
                    haptics=False)

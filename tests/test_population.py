@@ -1,6 +1,6 @@
 """The issue #4 population run (vagal_host.population) on two people with short assessment steps:
 the machinery - each person on their own virtual board in a worker process, assessment read to its
-result, practice tuned from 1 breath/min away and stopped for its summary - not the success rates
+result, practice tuned from 1 breath/min away to the summary of its timed session - not the success rates
 (make bench runs 50 people with the real step length for those)."""
 
 import pytest
@@ -22,6 +22,7 @@ def test_two_people_assessed_and_tuned_on_virtual_boards():
         assert 2.4 <= r["assess_min"] <= 5.5  # short steps: not the 10+ min of 120 s steps
         assert abs(r["tune_start_mbpm"] / 1000.0 - r["resonance_bpm"]) == pytest.approx(1.0, abs=0.001)
         assert r["tune_mode"] == "practice" and r["tune_breaths"] >= 5
+        assert 2.0 <= r["tune_min"] <= 2.25  # session_min 2, ended with a whole breath
         # tuning moved the rate from where it started, towards the resonance
         start_err = r["tune_start_mbpm"] / 1000.0 - r["resonance_bpm"]
         assert abs(r["tune_err_bpm"]) < abs(start_err), r
@@ -36,6 +37,18 @@ def test_two_people_assessed_and_tuned_on_virtual_boards():
     assert result["tuning_within"] == want
     text = pop.report(result)
     assert "assessment within +-0.25 breaths/min" in text and "of 2" in text
+
+
+def test_a_person_s_result_depends_only_on_their_seed():
+    """Sessions start from the settings file, not from commands arriving at a max-speed board:
+    the same person twice gives the same steps, breaths and rates, byte for byte."""
+    p = pop.draw_person(7)
+    a, b = (pop.run_person(p, step_s=30, practice_min=1, trace=True) for _ in range(2))
+    for r in (a, b):
+        assert "error" not in r, r
+        r.pop("wall_s")
+    assert a["tune_trace"] and a["assess_steps"]
+    assert a == b
 
 
 def test_people_are_drawn_from_the_issue_ranges_and_reproducibly():
@@ -56,6 +69,8 @@ def test_bad_population_arguments():
         pop.run_population(0, workers=2)
     with pytest.raises(VagalError, match="below or above"):
         pop.run_population(2, workers=1, start="sideways")
+    with pytest.raises(VagalError, match="whole number"):
+        pop.run_population(2, workers=1, practice_min=2.5)
 
 
 def test_people_picked_by_the_side_their_tuning_starts_on():

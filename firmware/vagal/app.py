@@ -131,6 +131,7 @@ class App:
         self._rem_us = 0
         self._anchor_us = 0
         self._was_inhaling = True
+        self._end_ms = 0  # session time a pace/practice session ends at (session_min; 0: none)
         self.mode = "practice"
         self.ctrl = None  # the mode's controller: Tuner, Assessment, WindDown or None (pace)
         self.date = ""  # today, as told by the `date` command ("" unknown)
@@ -379,6 +380,8 @@ class App:
         self._pulse_told = False
         self._lost_ms = self.board.ticks_ms()
         self._ind_n = 0
+        self._end_ms = (self.settings.get("session_min") * 60000
+                        if self.mode in ("pace", "practice") else 0)
         self._start_controller(now, False)
         self.pacer.start(now)
         self._was_inhaling = True
@@ -639,6 +642,9 @@ class App:
         self.meter.pace(now, p)
         self._control(now)
         if not self.running:  # the controller ended the session
+            return
+        if self._end_ms and self.t_ms >= self._end_ms and p.inhaling and not self._was_inhaling:
+            self.stop_session("auto")  # the timed session ends with a whole breath, never mid-exhale
             return
         self._pulse_check(now_ms)
         self._drive(p.level, p.motor, now_ms)

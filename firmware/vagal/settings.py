@@ -40,6 +40,7 @@ SPECS = (
     "winddown_start_mbpm", INT, 10500, pacer.RATE_MIN, pacer.RATE_MAX,
     "winddown_haptic_only", BOOL, False, None, None,
     "assess_step_s", INT, 120, 30, 300,
+    "session_min", INT, 0, 0, 120,  # pace/practice end by themselves after this (0: when stopped)
 )
 _STRIDE = 5
 

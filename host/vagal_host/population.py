@@ -4,9 +4,12 @@ Why here and not in tests/test_resonance_sim.py: that test drives the core class
 runs the whole firmware (app, modes, protocol, settings) in the MicroPython unix port against the
 simulated person (host/virtual_board/person.py), exactly as a host would talk to a Pico. Per person:
 
-  (a) assessment: `mode assess`, then read `assess_result` (its refined `rate_mbpm`);
-  (b) practice: `set resonance_mbpm=<1 breath/min away>`, `mode practice`, 10 virtual minutes,
-      `stop`: the `summary` line's final pacer rate.
+  (a) assessment: a board booted in `mode` assess; read to `assess_result` (its refined `rate_mbpm`);
+  (b) practice: a board booted in practice at `resonance_mbpm` 1 breath/min away with `session_min`
+      10: the `summary` line's final pacer rate when the timed session ends.
+
+Both sessions start by themselves from the settings file, so no command reaches a max-speed board
+at a scheduling-dependent virtual time: a person's result depends only on their seed.
 
 Success is landing within +-0.25 breaths/min of the person's true resonance. People run in parallel
 worker processes, each board at max speed (a discrete-event virtual clock).
@@ -113,62 +116,72 @@ class Link:
         self.ser.close()
 
 
-def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=False):
-    """Assessment (unless assess is False), then tuning from 1 breath/min away, on one virtual
-    board. -> result row (dict); with trace, the practice's breaths as (t_ms, valid, fit_x10,
-    phase_deg, rate_mbpm) in row["tune_trace"] (to see why a tuning run converges or not)."""
+def _board_session(p, settings, until, what, trace=False):
+    """One virtual board for person p, booted with `settings` (a session starts by itself, so no
+    command reaches a max-speed board at a scheduling-dependent virtual time: the run depends only
+    on the seed). Reads device lines until until(msg). -> (messages kept, link stats)."""
     from vagal_host.virtual import VirtualBoard
 
-    row = dict(p)
-    t0 = time.monotonic()
-    settings = {"autostart": False}
-    if step_s is not None:
-        settings["assess_step_s"] = int(step_s)
     vb = VirtualBoard(speed="max", person=_spec(p), respawn=False)
     with open(vb.settings_path, "w") as f:
-        json.dump(settings, f)
+        json.dump(dict(settings, autostart=True), f)
+    kept = []
     try:
         vb.start()
         link = Link(vb.port)
         try:
-            link.command("ping")
-            link.stats = link_mod.LinkStats()  # count from here: lines before we opened are gone
-            if assess:
-                _assess(link, row)
-                if link_running(link):
-                    link.command("stop")
-            # (b) practice, tuning from 1 breath/min away
-            link.command("set", "resonance_mbpm=%d" % p["tune_start_mbpm"])
-            link.command("set", "tuning=1")
-            link.command("mode", "practice")
-            end_ms = int(practice_min * 60000)
-            breaths = []
-            for m in link.messages(lambda m: m.kind == "pacer" and m["t_ms"] >= end_ms,
-                                   "%g minutes of practice" % practice_min):
-                if trace and m.kind == "breath":
-                    breaths.append((m["t_ms"], m["valid"], m["fit_x10"], m["phase_deg"],
-                                    m["rate_mbpm"]))
-            if trace:
-                row["tune_trace"] = breaths
-            rid = link.send("stop")
-            summary = None
-            for m in link.messages(lambda m: m.kind in ("ok", "err") and m["id"] == rid, "summary"):
-                if m.kind == "summary":
-                    summary = m
-            if summary is None:
-                raise VagalError("stop gave no summary line")
-            row.update(tune_final_mbpm=summary["rate_mbpm"], tune_breaths=summary["breaths"],
-                       tune_mode=summary["mode"])
-            row.update(lost=link.stats.lost, corrupt=link.stats.corrupt)
+            for m in link.messages(until, what):
+                if m.kind in ("assess_step", "assess_result", "summary", "session") or (
+                        trace and m.kind == "breath"):
+                    kept.append(m)
+            stats = link.stats
         finally:
             link.close()
     except VagalError as e:
-        row["error"] = str(e)
+        raise VagalError("%s (board log: %s)" % (e, vb.log_text()[-300:].strip()))
     finally:
         vb.stop()
-        log = vb.log_text()
-    if "error" in row:
-        row["log_tail"] = log[-300:]
+    return kept, stats
+
+
+def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=False):
+    """Assessment (unless assess is False) on one virtual board, then tuning from 1 breath/min away
+    on another, both started from the settings file. -> result row (dict); with trace, the
+    practice's breaths as (t_ms, valid, fit_x10, phase_deg, rate_mbpm) in row["tune_trace"] (to
+    see why a tuning run converges or not)."""
+    row = dict(p)
+    t0 = time.monotonic()
+    lost = corrupt = 0
+    try:
+        if assess:
+            settings = {"mode": "assess"}
+            if step_s is not None:
+                settings["assess_step_s"] = int(step_s)
+            kept, stats = _board_session(p, settings, lambda m: m.kind == "assess_result", "assess_result")
+            steps = [(m["rate_mbpm"], m["breaths"], m["swing_x10"]) for m in kept if m.kind == "assess_step"]
+            last = kept[-1]
+            row.update(assess_state=last["state"], assess_mbpm=last["rate_mbpm"],
+                       assess_chosen_mbpm=last["chosen_mbpm"], assess_steps=steps,
+                       assess_min=round(last["t_ms"] / 60000.0, 2))
+            lost, corrupt = stats.lost, stats.corrupt
+        # (b) practice, tuning from 1 breath/min away, a timed session (session_min) that ends
+        # with its summary
+        settings = {"mode": "practice", "resonance_mbpm": p["tune_start_mbpm"], "tuning": True,
+                    "session_min": int(practice_min)}
+        kept, stats = _board_session(p, settings, lambda m: m.kind == "session" and m["state"] == "stop",
+                                     "%g minutes of practice" % practice_min, trace)
+        summary = [m for m in kept if m.kind == "summary"]
+        if not summary:
+            raise VagalError("the practice session stopped without a summary line")
+        summary = summary[-1]
+        if trace:
+            row["tune_trace"] = [(m["t_ms"], m["valid"], m["fit_x10"], m["phase_deg"], m["rate_mbpm"])
+                                 for m in kept if m.kind == "breath"]
+        row.update(tune_final_mbpm=summary["rate_mbpm"], tune_breaths=summary["breaths"],
+                   tune_mode=summary["mode"], tune_min=round(summary["t_ms"] / 60000.0, 2))
+        row.update(lost=lost + stats.lost, corrupt=corrupt + stats.corrupt)
+    except VagalError as e:
+        row["error"] = str(e)
     fr = p["resonance_bpm"]
     a = row.get("assess_mbpm")
     row["assess_err_bpm"] = a / 1000.0 - fr if a and row.get("assess_state") == "done" else None
@@ -176,30 +189,6 @@ def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=Fal
     row["tune_err_bpm"] = f / 1000.0 - fr if f else None
     row["wall_s"] = round(time.monotonic() - t0, 1)
     return row
-
-
-def _assess(link, row):
-    """(a) the stepped protocol, read to its result, into row."""
-    link.command("mode", "assess")
-    steps = []
-    last = None
-    for m in link.messages(lambda m: m.kind == "assess_result", "assess_result"):
-        if m.kind == "assess_step":
-            steps.append((m["rate_mbpm"], m["breaths"], m["swing_x10"]))
-        last = m
-    row.update(assess_state=last["state"], assess_mbpm=last["rate_mbpm"],
-               assess_chosen_mbpm=last["chosen_mbpm"], assess_steps=steps,
-               assess_min=round(last["t_ms"] / 60000.0, 2))
-
-
-def link_running(link):
-    """Whether a session runs (the status command)."""
-    rid = link.send("status")
-    running = False
-    for m in link.messages(lambda m: m.kind in ("ok", "err") and m["id"] == rid, "status"):
-        if m.kind == "status":
-            running = bool(m["running"])
-    return running
 
 
 def _within(errors):
@@ -233,6 +222,9 @@ def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN, 
     failed counts as a miss (their row says why)."""
     if n < 1 or workers < 1:
         raise VagalError("need at least one person and one worker (n=%r, workers=%r)" % (n, workers))
+    if practice_min != int(practice_min) or not 1 <= practice_min <= 120:
+        raise VagalError("practice minutes must be a whole number 1..120 (the session_min setting), "
+                         "not %r" % (practice_min,))
     people = pick_people(n, seed0, start)
     from vagal_host.virtual import build
 
