@@ -3,8 +3,9 @@
 The session runs an assessment (the mode with the most code loaded) and then practice.
 
 The unix port is 64-bit: every object holds 8-byte pointers, so the app's heap here is well above
-the Pico's (4-byte pointers; tests/test_heap.py measures that on the 32-bit WebAssembly port). This
-test guards what only the virtual board shows - the real board layer, asyncio and the whole app
+the Pico's (4-byte pointers: tests/test_heap_32bit.py judges the 100 KB line on the 32-bit
+WebAssembly port, with the app driven directly and this test's extra - asyncio, the started board -
+taken from here as an allowance). This test guards what only the virtual board shows - the real board layer, asyncio and the whole app
 running in a capped heap - against a 64-bit budget, and prints the peak. The fakes' own heap (fake
 machine/rp2, the simulated person: ~50 KB that a Pico does not carry) is measured by boot.py and
 left out. First an uncapped run measures the app's live peak (gc.collect() every virtual second,
