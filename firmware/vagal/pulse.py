@@ -64,11 +64,12 @@ class BeatDetector:
         # enough for a steady parabola at the peak even on 8-bit recordings.
         self._l1 = max(1, (fs * 100 + 500) // 1000)
         self._l2 = max(1, (fs * 60 + 500) // 1000)
-        self._b1 = array("i", [0] * self._l1)
-        self._b2 = array("i", [0] * self._l2)
+        # Unsigned 16-bit stores ('H'): push() clamps x to 0..65535, so every mean of it fits too.
+        self._b1 = array("H", bytes(2 * self._l1))
+        self._b2 = array("H", bytes(2 * self._l2))
         # SSF window: 128 ms of positive differences.
         self._w = max(2, (fs * 128 + 500) // 1000)
-        self._sb = array("i", [0] * self._w)
+        self._sb = array("H", bytes(2 * self._w))  # rises of the low-passed signal: 0..65535
         # Durations in samples.
         self._refractory = fs * 30 // 100     # no new upstroke within 300 ms of a peak
         self._dicrotic = fs * 45 // 100       # a weak upstroke within 450 ms may be the dicrotic wave
@@ -86,8 +87,8 @@ class BeatDetector:
         while n < 2 * fs:
             n <<= 1
         self._hm = n - 1
-        self._hx = array("i", [0] * n)
-        self._hs = array("i", [0] * n)
+        self._hx = array("H", bytes(2 * n))  # low-passed: 0..65535
+        self._hs = array("i", [0] * n)  # a slope sum can exceed 65535
         self._ht = array("i", [0] * n)
         # Beats waiting to be reported (the rescan after learning can find several at once).
         self._qt = array("i", [0] * 4)
@@ -158,6 +159,10 @@ class BeatDetector:
     # ------------------------------------------------------------------ per sample
     def push(self, x, t_us):
         """Feed one raw sample (read_u16 scale) taken at tick t_us. Returns True on a beat."""
+        if x < 0:  # outside read_u16's range: held to it (the filters store 16-bit values)
+            x = 0
+        elif x > 65535:
+            x = 65535
         if self._nq:
             self._pop()          # a beat found by the start-up rescan, reported one per sample
             return True
