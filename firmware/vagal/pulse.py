@@ -88,7 +88,9 @@ class BeatDetector:
             n <<= 1
         self._hm = n - 1
         self._hx = array("H", bytes(2 * n))  # low-passed: 0..65535
-        self._hs = array("i", [0] * n)  # a slope sum can exceed 65535
+        # slope sums, held at 65535 (a rise of the whole ADC range in 128 ms; real pulses stay
+        # below half of it): they are read back only by the rescan after learning
+        self._hs = array("H", bytes(2 * n))
         self._ht = array("i", [0] * n)
         # Beats waiting to be reported (the rescan after learning can find several at once).
         self._qt = array("i", [0] * 4)
@@ -223,7 +225,7 @@ class BeatDetector:
         self._ht[h] = t_us
         self._hi = (h + 1) & self._hm
         ssf = self._slope(lp)
-        self._hs[h] = ssf
+        self._hs[h] = ssf if ssf < 65535 else 65535
 
         if bad or self._bad_hold:
             if bad:
