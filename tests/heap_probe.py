@@ -24,6 +24,7 @@ from person import Person
 MASK = (1 << 30) - 1
 FS = 250
 STEP_US = 20000
+WARM_UP_S = 10
 STEPS_PER_CHUNK = 50  # one virtual second between measurements
 MODES = ("assess", "practice", "pace", "winddown")
 # (mode, virtual seconds): the assessment (5 steps of 30 s) ends by itself and goes on in practice
@@ -109,7 +110,11 @@ class Probe:
             pass
         person = Person(seed=4, hr_bpm=66.0, resonance_hz=0.09, rsa_bpm=14.0)
         person.keep_beats = 4
+        # the person's own state settles in its first seconds (lists, floats): not the app's heap
+        for k in range(WARM_UP_S * FS):
+            person.sample(k / FS, None)
         self.board = ProbeBoard(settings_path, person)
+        self.board.now_us = self.board.next_us = WARM_UP_S * 1000000
         # vagal.board needs machine and rp2 only once started: stand-ins let it import anywhere
         for name in ("machine", "rp2"):
             if name not in sys.modules:
