@@ -3,9 +3,11 @@
 A simulated person feeds a minimal Board; the app runs a session driven through its serial
 commands: an assessment (30 s a step) until it ends by itself and goes on in practice, then pace,
 then winddown. The heap in use before `vagal` is imported (interpreter, the person, this board) is
-the baseline and is left out. The board layer (vagal.board) is imported and a Board made but
-not started: its machine objects are C objects, and asyncio's tasks are not run (both small). tests/test_heap_32bit.py runs this on the 32-bit WebAssembly port
-(tests/wasm/heap.mjs) and on the 64-bit unix port; by hand:
+the baseline and is left out, and so is the person's own start-up state (it runs WARM_UP_S
+first). The board layer (vagal.board) is imported and a Board made but not started (on the Pico
+its machine objects are C objects); asyncio's loop and tasks are not run. tests/test_heap_32bit.py
+runs this on the 32-bit WebAssembly port (tests/wasm/heap.mjs) and on the 64-bit unix port, both
+on mpy-cross bytecode as deployed; by hand, from source:
     MICROPYPATH=firmware:host/virtual_board:.frozen .venv/bin/micropython -X heapsize=1M \
         tests/heap_probe.py
 Prints `app_made=N peak_assess=N peak_practice=N ... app_live_peak=N drops=N` (bytes).

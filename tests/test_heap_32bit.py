@@ -8,8 +8,8 @@ and winddown. The same probe on the 64-bit unix port is run for comparison.
 
 What the probe leaves out - asyncio's loop and tasks, main.py, the started board's machine
 objects - is measured on the virtual board only (tests/test_virtual_heap.py, 64-bit): its peak
-minus the 64-bit probe's is RUNTIME_ALLOWANCE, counted in full here although 32-bit objects are
-smaller.
+minus the 64-bit probe's is RUNTIME_ALLOWANCE, an upper bound (64-bit objects, and the fakes'
+run-time objects - fake PWM/DMA, the person's state - count there as the app's).
 """
 
 import os
