@@ -53,13 +53,22 @@ FALL_DIV = 5             # a peak is confirmed once the signal fell 1/FALL_DIV o
 
 
 class BeatDetector:
-    """Causal beat detector: push(x, t_us) per sample; True when a beat is ready in beat_*."""
+    """Causal beat detector: push(x, t_us) per sample; True when a beat is ready in beat_*.
 
-    def __init__(self, fs):
+    BeatDetector(fs, adc_bits=16): fs 50..1000 Hz; adc_bits the width of the samples pushed (16 for
+    read_u16(), 12 for raw 12-bit counts); values outside that range are held to it."""
+
+    def __init__(self, fs, adc_bits=16):
         fs = int(fs)
         if fs < 50 or fs > 1000:
             raise ValueError("sample rate must be 50..1000 Hz, got %d" % fs)
+        if adc_bits not in (10, 12, 14, 16):
+            raise ValueError("adc_bits must be 10, 12, 14 or 16 (the width of the samples pushed), got %r"
+                             % (adc_bits,))
         self.fs = fs
+        # Samples narrower than read_u16()'s 16 bits are shifted up on the way in, so every level
+        # below (rails, drop-out, one-count steps, noise floors) means the same for any ADC width.
+        self._shift = 16 - adc_bits
         # Low-pass: boxes of 100 ms and 60 ms (zeros at 10 and 16.7 Hz; -3 dB near 4.5 Hz): smooth
         # enough for a steady parabola at the peak even on 8-bit recordings.
         self._l1 = max(1, (fs * 100 + 500) // 1000)
@@ -160,7 +169,9 @@ class BeatDetector:
 
     # ------------------------------------------------------------------ per sample
     def push(self, x, t_us):
-        """Feed one raw sample (read_u16 scale) taken at tick t_us. Returns True on a beat."""
+        """Feed one raw sample (adc_bits wide; read_u16 scale by default) taken at tick t_us.
+        Returns True on a beat."""
+        x <<= self._shift
         if x < 0:  # outside read_u16's range: held to it (the filters store 16-bit values)
             x = 0
         elif x > 65535:

@@ -216,3 +216,37 @@ def test_push_allocates_nothing():
 def test_rejects_bad_sample_rates():
     for fs in (0, 49, 1001):
         portable.assert_raises(ValueError, BeatDetector, fs)
+    for bits in (8, 11, 17, "12"):
+        portable.assert_raises(ValueError, BeatDetector, 250, bits)
+
+
+def test_12_bit_counts_give_the_beats_of_the_same_signal_in_read_u16_scale():
+    # raw 12-bit counts hold each level for 16 read_u16 units: pushed as if 16-bit they would look
+    # like a stuck, tiny signal; with adc_bits=12 the detector sees exactly the shifted samples
+    fs = 250
+    x16, truth = synth_ppg.ppg(fs, 30, amp=6000, seed=31)
+    x12 = [v >> 4 for v in x16]
+    beats12, _, _ = run(x12, fs, det=BeatDetector(fs, 12))
+    beats16, _, _ = run([v << 4 for v in x12], fs)
+    assert beats12 == beats16
+    hits, miss, extra = match([b[0] for b in beats12], truth, 0.03)
+    assert miss == 0 and extra == 0, (hits, miss, extra)
+
+
+def test_samples_outside_the_adc_range_are_held_at_its_rails():
+    fs = 250
+    x, truth = synth_ppg.ppg(fs, 20, seed=37)
+    wild = list(x)
+    for i in range(5 * fs, 7 * fs):
+        wild[i] = 70000 + i  # above read_u16's top: the rail
+    for i in range(12 * fs, 14 * fs):
+        wild[i] = -1000 - i  # below ground: a drop-out
+    railed = list(x)
+    for i in range(5 * fs, 7 * fs):
+        railed[i] = 65535
+    for i in range(12 * fs, 14 * fs):
+        railed[i] = 0
+    beats_w, _, q_w = run(wild, fs)
+    beats_r, _, q_r = run(railed, fs)
+    assert beats_w == beats_r and q_w == q_r
+    assert SATURATED in list(q_w[5 * fs + fs // 2:7 * fs]) and DROPOUT in list(q_w[12 * fs + fs // 2:14 * fs])
