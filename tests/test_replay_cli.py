@@ -76,3 +76,31 @@ def test_replay_reports_progress_over_every_sample(tmp_path):
     seen = Seen()
     replay_cpython(samples, 250, tmp_path / "b.csv", progress=seen)
     assert seen.done == len(samples) and seen.calls == 3
+
+
+def test_usage_errors_name_the_command_in_one_line(capsys):
+    """argparse's own errors (a missing --beats) say which command, like every other error."""
+    with pytest.raises(SystemExit) as e:
+        main(["replay", "rec.csv"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("vagal replay: error:") and "--beats" in err[0], err
+
+
+def test_replay_of_a_session_file_says_what_it_is(tmp_path, capsys):
+    session = tmp_path / "s.vagal"
+    session.write_text("# vagal session 1\n# started 2026-01-01T00:00:00+00:00\n0.001\t#connected /dev/x\n")
+    out = tmp_path / "beats.csv"
+    assert main(["replay", str(session), "--fs", "100", "--beats", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "is a vagal session file, not a recording" in err[0], err
+    assert not out.exists()
+
+
+def test_evaluate_given_a_file_or_a_missing_folder(tmp_path, capsys):
+    f = tmp_path / "rec.csv"
+    f.write_text("time,ppg\n1,2\n")
+    assert main(["evaluate", str(f)]) == 2
+    assert "is a file; give the folder" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err

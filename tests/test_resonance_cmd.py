@@ -121,3 +121,17 @@ def test_the_real_app_s_assessment_is_shown_beside_the_re_analysis(tmp_path, cap
         assert "  %8.1f  %7d  %9.1f  %7.1f" % (r.rate_bpm, r.breaths, r.swing_bpm, r.fit_bpm) in text
     # the re-analysis sees the same rates the device stepped through
     assert {r.rate_bpm for r in a.rates} >= {6.5, 6.0, 5.5, 5.0, 4.5}
+
+
+def test_output_piped_into_a_reader_that_leaves_is_not_a_traceback(two_sessions, tmp_path):
+    """`vagal resonance s.vagal | head -1`: the closed pipe ends the command quietly."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "vagal_host.cli", "resonance", str(two_sessions), "--out",
+                          str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

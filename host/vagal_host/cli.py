@@ -5,6 +5,7 @@ Every user-fixable problem is raised as VagalError and printed as one line with 
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -14,7 +15,8 @@ from vagal_host.errors import VagalError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        self.exit(2, "vagal: error: %s\n" % message)
+        # prog is "vagal replay" etc. for a subcommand, so the line names the command it is about
+        self.exit(2, "%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
 
 
 def _command_modules():
@@ -42,12 +44,20 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         status = args._run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
     except VagalError as e:
         print("vagal %s: error: %s" % (args.command, e), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vagal %s: interrupted" % args.command, file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `vagal resonance s.vagal | head`: the reader left; not an error of ours, and no traceback
+        try:  # the Python docs' recipe: stdout to devnull, so the exit-time flush stays quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
     return status or 0
 
 

@@ -38,8 +38,13 @@ def _header(path):
 def discover(folder):
     """Every `<stem>_rpeaks.csv` beside a signal file `<stem>.csv` or `<stem>_Signals.csv`."""
     folder = Path(folder)
+    if folder.is_file():
+        raise VagalError("%s is a file; give the folder that holds the recordings and their "
+                         "*_rpeaks.csv" % folder)
     if not folder.is_dir():
-        raise VagalError("no such folder: %s" % folder)
+        raise VagalError("no such folder: %s%s" % (folder, " (the default is relative: run vagal evaluate "
+                                                   "from the project folder, or name the folder)"
+                                                   if str(folder) == "../shared/data" else ""))
     cases = []
     for rp in sorted(folder.rglob("*_rpeaks.csv")):
         stem = rp.name[: -len("_rpeaks.csv")]

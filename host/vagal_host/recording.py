@@ -12,6 +12,7 @@ import math
 import os
 
 from vagal_host.errors import VagalError
+from vagal_host.session import MAGIC as SESSION_MAGIC
 
 FS_MIN = 50
 FS_MAX = 1000
@@ -47,9 +48,13 @@ def check_fs(fs):
 def _read_csv(path, column):
     try:
         with open(path, newline="") as f:
-            lines = [ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+            lines = list(f)
     except UnicodeDecodeError:
         raise VagalError("%s is not a text CSV file" % path) from None
+    if lines and lines[0].startswith(SESSION_MAGIC):  # its '#' header would be skipped as comments
+        raise VagalError("%s is a vagal session file, not a recording: use vagal report, vagal export "
+                         "or vagal resonance on it" % path)
+    lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise VagalError("%s is empty" % path)
     rows = list(csv.reader(lines))
