@@ -192,3 +192,20 @@ def test_coherence_never_valid_is_explained_not_drawn(tmp_path, capsys):
     names = images(str(out / "index.html"))
     assert "coherence.png" not in names and "swing.png" in names
     assert report_mod.NO_CLEAN_COHERENCE in (out / "index.html").read_text()
+
+
+def test_a_file_cut_off_mid_line_says_so_and_a_good_signal_is_called_good(tmp_path, capsys):
+    path = tmp_path / "crash.vagal"
+    build_session(path, parts=((70, "pace"),), raw=False)
+    data = path.read_bytes()
+    cut = data.index(b"\n", len(data) * 2 // 3) + 8  # inside a line, after the stretch of noisy signal
+    path.write_bytes(data[:cut])
+    out = tmp_path / "rep"
+    status, stdout, _ = run_cli(["report", str(path), "--out", str(out), "--quiet"], capsys)
+    assert status == 0
+    assert "the file ends mid-line" in stdout
+    page = (out / "index.html").read_text()
+    assert "ends in the middle of a line" in page
+    signal_row = re.search(r"<th>Signal good</th><td><b>(\d+) % of the time</b></td><td class='note'>([^<]*)<",
+                           page)
+    assert int(signal_row.group(1)) >= 80 and signal_row.group(2) == "good: 80 % or more", signal_row.groups()

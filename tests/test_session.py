@@ -121,7 +121,7 @@ def test_truncated_last_line_is_skipped(tmp_path):
     (lambda d: d.replace(b"\tquality 1", b"\tqu\xe4lity 1"), "line 8: not ASCII text"),
     (lambda d: d.replace(b"# vagal session 1", b"# vagal session 9"), "line 1: session format '9'"),
     (lambda d: b"time,ppg\n0,1\n", "is not a vagal session file"),
-    (lambda d: b"", "is not a vagal session file"),
+    (lambda d: b"", "is empty: not a vagal session file"),
 ])
 def test_corrupt_file_names_the_line(tmp_path, damage, message):
     path = tmp_path / "a.vagal"
@@ -200,3 +200,10 @@ def test_damaged_files_give_a_session_or_a_vagal_error(tmp_path_factory, edits, 
         assert str(path) in str(e)
         return
     assert s.received + s.corrupt + s.partial == len(s.lines) + len([e for e in s.events if e.name == "overlong"])
+
+
+def test_an_empty_file_is_called_empty(tmp_path):
+    path = tmp_path / "empty.vagal"
+    path.write_bytes(b"\n")
+    with pytest.raises(VagalError, match="empty.vagal is empty"):
+        read_session(str(path))

@@ -349,6 +349,7 @@ def test_cli_live_view_in_a_terminal(tmp_path):
     assert "\x1b[" in text  # drawn with terminal control sequences, not plain prints
     assert "60.0 bpm" in text
     assert "session: " in text and "4 beats" in text and "session file: " in text
+    assert "next: vagal report " in text  # what to do with the file
 
 
 def test_headless_cli_ends_cleanly_on_sigterm(tmp_path):
@@ -440,8 +441,8 @@ def test_stream_tells_the_board_the_date_and_tolerates_old_firmware(tmp_path):
     os.set_blocking(master, False)
     try:
         st = Streamer(path, str(tmp_path / "d.vagal"), err=io.StringIO())
-        cmds = _read_commands(master, 2)
-        assert [c.kind for c in cmds] == ["hello", "date"]
+        cmds = _read_commands(master, 3)
+        assert [c.kind for c in cmds] == ["hello", "date", "status"]
         assert cmds[1]["day"] == datetime.date.today().isoformat()
         date_id = cmds[1].seq
         # firmware from before the date command: an err for it, nothing else wrong
@@ -481,3 +482,42 @@ def test_live_view_and_status_show_mode_breath_swing_and_coherence():
     state.update(protocol.decode(protocol.encode("coherence", 52, 20500, -1, 0)))
     line = stream_mod.status_line(state, (16, 0, 0, 0), 25.0)
     assert "not judged" in line and "coherence (settling)" in line
+
+
+def test_summary_says_what_to_do_next_and_a_piped_live_view_ends_its_line(tmp_path, monkeypatch):
+    """With stdout a pipe (`vagal demo --live | tee`), the last frame must not run into the summary."""
+    import sys
+
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1), linger=True)
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    try:
+        st_ = Streamer(link, str(tmp_path / "my run.vagal"), err=io.StringIO())
+        st_.run(duration=0.5, view="live")
+    finally:
+        w.kill()
+    assert out.getvalue().endswith("\n"), out.getvalue()[-100:]
+    summary = st_.summary().splitlines()
+    assert summary[-1].startswith("next: vagal report '%s'" % (tmp_path / "my run.vagal"))
+
+
+def test_a_folder_or_a_plain_file_as_port_is_named_as_not_a_serial_port(tmp_path):
+    with pytest.raises(VagalError, match="is a folder, not a serial port"):
+        Streamer(str(tmp_path), str(tmp_path / "a.vagal"), err=io.StringIO())
+    plain = tmp_path / "notes.txt"
+    plain.write_text("x")
+    with pytest.raises(VagalError, match="notes.txt is not a serial port"):
+        Streamer(str(plain), str(tmp_path / "b.vagal"), err=io.StringIO())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no session file left behind
+
+
+def test_status_answer_fills_in_the_mode_of_a_session_already_running():
+    state = LiveState()
+    state.update(protocol.decode(protocol.encode("status", 7, 125000, 1, "practice", "ok", 5500, 640, 0)))
+    assert state.mode == "practice" and state.quality == "ok" and state.session_state == "start"
+    out = io.StringIO()
+    from rich.console import Console
+
+    Console(file=out, width=100, color_system=None).print(render(state, (1, 0, 0, 0), 1.0, "s.vagal"))
+    assert "practice" in out.getvalue()

@@ -47,6 +47,7 @@ class Part:
         self.started = False
         self.stop_ms = None
         self.first_host_t = None
+        self.cut_off = False  # the file ends mid-line here (the writer was killed): read up to it
 
     def of(self, kind):
         return [r for r in self.records if type(r).__name__ == _type_name(kind)]
@@ -67,7 +68,12 @@ class Part:
         return self.started or any(type(r).__name__ in ("Beat", "Raw", "Pacer") for r in self.records)
 
     def describe(self):
-        how = "stopped" if self.stop_ms is not None else "not stopped in this file"
+        if self.stop_ms is not None:
+            how = "stopped"
+        elif self.cut_off:
+            how = "the file ends mid-line, as after a crash: read to its last whole line"
+        else:
+            how = "not stopped in this file"
         return "session %d (%s, %s)" % (self.index, format_duration(self.duration_s), how)
 
 
@@ -179,6 +185,7 @@ def load(path, which=None):
     parts = split_parts(s)
     if not parts:
         raise VagalError("%s holds no session data (no session start, beats, pacer or raw lines)" % path)
+    parts[-1].cut_off = s.truncated
     return s, parts, choose_part(parts, which)
 
 

@@ -344,6 +344,9 @@ def _fmt(v, unit, digits=1):
     return "%.*f %s" % (digits, v, unit)
 
 
+GOOD_SIGNAL = 0.8  # below this share of usable signal the summary suggests checking the sensor
+
+
 def summary_rows(data, session):
     """(label, value, explanation) rows of the summary box, in plain words."""
     rows = [("Length", format_duration(data.duration), "how long the session ran")]
@@ -379,6 +382,7 @@ def summary_rows(data, session):
     good = data.good_fraction()
     if good is not None:
         rows.append(("Signal good", "%.0f %% of the time" % (100 * good),
+                     "good: 80 % or more" if good >= GOOD_SIGNAL else
                      "below 80 %: check the sensor sits snugly and keep your hand still"))
     if session.lost or session.corrupt:
         rows.append(("Connection", "%d lines lost, %d damaged" % (session.lost, session.corrupt),
@@ -502,6 +506,9 @@ def _page(session_path, session, parts, part, data, sections):
                                               else ""))
     if part.joined:
         out.append(" The recording began after the session had already started.")
+    if part.cut_off:
+        out.append(" The file ends in the middle of a line, as when the recording program was stopped "
+                   "abruptly: this page shows everything up to that point.")
     out.append("</p>")
     out.append("<h2>Summary</h2><table>")
     for label, value, why in summary_rows(data, session):

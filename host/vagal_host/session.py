@@ -317,6 +317,8 @@ def read_session(path):
     def bad(lineno, why):
         return VagalError("%s line %d: %s" % (path, lineno, why))
 
+    if not data.strip():
+        raise VagalError("%s is empty: not a vagal session file" % path)
     if not chunks or not chunks[0].startswith(MAGIC.encode()):
         raise VagalError("%s is not a vagal session file (line 1 should start %r)" % (path, MAGIC))
     counter = LinkCounter()

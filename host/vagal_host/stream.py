@@ -7,6 +7,7 @@ the same session file, because a person moving a USB cable must not end their se
 
 import collections
 import datetime
+import errno
 import math
 import os
 import signal
@@ -63,6 +64,8 @@ def resolve_port(spec):
         return found[0].device
     if not os.path.exists(spec):
         raise VagalError("serial port %s does not exist" % spec)
+    if os.path.isdir(spec):
+        raise VagalError("%s is a folder, not a serial port" % spec)
     return spec
 
 
@@ -200,6 +203,11 @@ class LiveState:
             self.session_state = msg["state"]
         elif k == "mode":
             self.mode = msg["mode"]
+        elif k == "status":
+            self.mode = msg["mode"]
+            self.session_state = "start" if msg["running"] else "stop"
+            if self.quality == "unknown":
+                self.quality = msg["quality"]
         elif k == "breath":
             self.breath_t_ms = msg["t_ms"]
             self.breath_swing_x10 = msg["swing_x10"] if msg["valid"] else None
@@ -322,7 +330,7 @@ def _swing_text(state):
     if state.breath_t_ms is None:
         return "--"
     if state.breath_swing_x10 is None:
-        return "(last breath not judged: poor signal)"
+        return "(last breath not judged: unclear signal or too few beats)"
     return "%.1f bpm" % (state.breath_swing_x10 / 10)
 
 
@@ -366,6 +374,9 @@ class Streamer:
         try:
             self.ser = open_port(self.path)
         except (serial.SerialException, OSError) as e:
+            if getattr(e, "errno", None) == errno.ENOTTY or "Inappropriate ioctl" in str(e):
+                raise VagalError("%s is not a serial port (a Pico shows up as /dev/ttyACM*; "
+                                 "leave out --port to find it)" % self.path) from None
             raise VagalError("cannot open %s: %s" % (self.path, e)) from None
         extra = {"speed": str(speed)} if speed != 1.0 else {}
         extra.update(header or {})
@@ -394,6 +405,11 @@ class Streamer:
         # has no battery clock; it dates assessment results). Older firmware answers `date` with err.
         self.command("hello")
         rid = self.command("date", self.today())
+        if rid is not None:
+            self.state.quiet_err_ids.add(rid)
+        # a Pico starts its session at power-up, long before the host connects: ask what it is
+        # doing, so the view shows the mode and the pacer at once rather than "--"
+        rid = self.command("status")
         if rid is not None:
             self.state.quiet_err_ids.add(rid)
 
@@ -518,6 +534,8 @@ class Streamer:
             if live is not None:
                 live.update(self.renderable(), refresh=True)
                 live.stop()
+                if not live.console.is_terminal:
+                    live.console.line()  # a terminal gets its newline from stop(); a pipe does not
             self.close()
         return interrupted
 
@@ -551,5 +569,14 @@ class Streamer:
                 ", %d reconnection%s" % (st.reconnections, "" if st.reconnections == 1 else "s")
                 if st.reconnections else ""),
             "session file: %s" % self.session_path,
+            "next: vagal report %s (a page with figures), or vagal export %s --format csv"
+            % (_quoted(self.session_path), _quoted(self.session_path)),
         ]
         return "\n".join(lines)
+
+
+def _quoted(path):
+    """A path as a shell would need it typed (the summary's commands are meant to be copied)."""
+    import shlex
+
+    return shlex.quote(path)
