@@ -293,3 +293,10 @@ def test_mpremote_mip_installs_the_package(board):
     want = {("main.py" if f == "main.py" else "lib/" + f): hashlib.sha256((FIRMWARE / f).read_bytes()).hexdigest()
             for f in firmware_files()}
     assert hashes_on_board(board) == want
+
+
+def test_a_wrong_firmware_folder_is_named_before_the_port(tmp_path, capsys):
+    """No Pico plugged in and a mistyped --firmware: the folder is the problem to report first."""
+    assert main(["deploy", "--firmware", str(tmp_path / "nope"), "--port", "auto"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "firmware not found in" in err[0] and "nope" in err[0], err

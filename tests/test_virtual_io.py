@@ -154,3 +154,11 @@ def test_person_breathes_with_the_pacer_light_only_when_adherent(adherence, expe
         lines = _lines(vb.port, lambda p: p[0] == b"pacer" and int(p[2]) >= 190000, 40)
     peak = _breathing_peak_hz(lines, 40000)
     assert abs(peak - expect_hz) < 0.02, peak
+
+
+def test_virtual_board_prints_its_port_first_then_how_to_connect():
+    r = subprocess.run([VAGAL, "virtual-board", "--duration", "1"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0].startswith("/dev/") and " " not in out[0], out  # the path alone, for scripts
+    assert any(line.startswith("next, in another terminal: vagal stream --port %s" % out[0]) for line in out), out

@@ -441,6 +441,7 @@ def stderr_progress(message):
 def deploy(port="auto", source=False, reset=True, firmware_dir=FIRMWARE_DIR, progress=stderr_progress,
            comports=None, mpy_cross=None):
     """Deploy the firmware; return a summary dict (copied, removed, unchanged, verified, board)."""
+    firmware_sources(firmware_dir)  # a wrong --firmware is named before any talk of boards
     port = resolve_port(port, comports)
     plan, emitter = build_plan(source=source, firmware_dir=firmware_dir, mpy_cross=mpy_cross, progress=progress)
     progress("connecting to %s" % port)

@@ -10,15 +10,17 @@ HELP = "run the firmware in the MicroPython unix port behind a pseudo-terminal (
 
 
 def add_arguments(p):
-    p.add_argument("--recording", help="feed the ADC from this recording (CSV or WFDB) instead of a person")
-    p.add_argument("--column", help="recording column / signal name")
-    p.add_argument("--fs", type=float, help="recording sample rate (Hz) if the file does not say")
-    p.add_argument("--speed", default="1", help="virtual clock speed: N times real time, or 'max'")
-    p.add_argument("--resonance", type=float, default=0.09, help="person's resonance frequency, Hz (0.075-0.11)")
-    p.add_argument("--hr", type=float, default=65.0, help="person's mean heart rate, bpm")
-    p.add_argument("--adherence", type=float, default=0.9, help="how closely the person follows the pacer, 0..1")
-    p.add_argument("--seed", type=int, default=1, help="person's random seed")
-    p.add_argument("--duration", type=float, help="stop after this many real seconds")
+    p.add_argument("--recording", metavar="FILE", help="feed the ADC from this recording (CSV or WFDB) instead of a person")
+    p.add_argument("--column", metavar="NAME", help="recording column / signal name")
+    p.add_argument("--fs", type=float, metavar="HZ", help="recording sample rate (Hz) if the file does not say")
+    p.add_argument("--speed", default="1", metavar="N|max",
+                   help="virtual clock speed: N times real time (default 1), or 'max'")
+    p.add_argument("--resonance", type=float, default=0.09, metavar="HZ", help="person's resonance frequency, Hz (0.075-0.11)")
+    p.add_argument("--hr", type=float, default=65.0, metavar="BPM", help="person's mean heart rate, bpm")
+    p.add_argument("--adherence", type=float, default=0.9, metavar="A", help="how closely the person follows the pacer, 0..1")
+    p.add_argument("--seed", type=int, default=1, metavar="N", help="person's random seed")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="stop after S real (wall-clock) seconds (default: until Ctrl-C)")
     p.add_argument("--press", metavar="T[:HOLD],...",
                    help="press the button at virtual second T for HOLD s (default 0.2: a short press; "
                         "hold >= 0.8 s for a long press), e.g. --press 30,60:1.5")
@@ -66,8 +68,10 @@ def run(args):
                          person=person_spec(args.seed, args.hr, args.resonance, args.adherence),
                          buttons=buttons)
     with board:
-        print(board.port, flush=True)
+        print(board.port, flush=True)  # first line alone, so a script can read the path
         print("virtual board log: %s" % board.log_path, flush=True)
+        print("next, in another terminal: vagal stream --port %s   (Ctrl-C here stops the board)"
+              % board.port, flush=True)
         t0 = time.monotonic()
         try:
             while args.duration is None or time.monotonic() - t0 < args.duration:
