@@ -74,6 +74,17 @@ def open_port(path):
     return serial.Serial(path, BAUD, timeout=READ_TIMEOUT_S, write_timeout=0.5, exclusive=True)
 
 
+def open_checked(path):
+    """open_port, with VagalError naming what is wrong with the path (not a tty, busy, ...)."""
+    try:
+        return open_port(path)
+    except (serial.SerialException, OSError) as e:
+        if getattr(e, "errno", None) == errno.ENOTTY or "Inappropriate ioctl" in str(e):
+            raise VagalError("%s is not a serial port (a Pico shows up as /dev/ttyACM*; "
+                             "leave out --port to find it)" % path) from None
+        raise VagalError("cannot open %s: %s" % (path, e)) from None
+
+
 class LineSplitter:
     """Bytes in, lines out (without "\\n"); lines over maxlen come out as their length (an int)."""
 
@@ -371,13 +382,7 @@ class Streamer:
         self.session_path = session_path or default_path()
         self.state = LiveState(speed, clock)
         self.ser = None
-        try:
-            self.ser = open_port(self.path)
-        except (serial.SerialException, OSError) as e:
-            if getattr(e, "errno", None) == errno.ENOTTY or "Inappropriate ioctl" in str(e):
-                raise VagalError("%s is not a serial port (a Pico shows up as /dev/ttyACM*; "
-                                 "leave out --port to find it)" % self.path) from None
-            raise VagalError("cannot open %s: %s" % (self.path, e)) from None
+        self.ser = open_checked(self.path)
         extra = {"speed": str(speed)} if speed != 1.0 else {}
         extra.update(header or {})
         try:
