@@ -385,3 +385,12 @@ def test_file_starting_inside_a_running_session(tmp_path, capsys):
     status, _, _ = run_cli(["report", str(path), "--out", str(tmp_path / "r"), "--quiet"], capsys)
     assert status == 0
     assert "began after the session had already started" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_a_session_still_running_at_the_end_of_the_file_is_described_in_plain_words(tmp_path, capsys):
+    path = tmp_path / "open.vagal"
+    build_session(path, parts=((40, "pace"),), raw=False)
+    text = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(l for l in text if "\tsession " not in l or " stop " not in l))
+    status, stdout, _ = run_cli(["export", str(path), "--format", "csv", "--out", str(tmp_path / "o")], capsys)
+    assert status == 0 and "(40 s, still running when the recording ended)" in stdout, stdout

@@ -73,7 +73,7 @@ class Part:
         elif self.cut_off:
             how = "the file ends mid-line, as after a crash: read to its last whole line"
         else:
-            how = "not stopped in this file"
+            how = "still running when the recording ended"
         return "session %d (%s, %s)" % (self.index, format_duration(self.duration_s), how)
 
 
