@@ -207,3 +207,10 @@ def test_an_empty_file_is_called_empty(tmp_path):
     path.write_bytes(b"\n")
     with pytest.raises(VagalError, match="empty.vagal is empty"):
         read_session(str(path))
+
+
+def test_a_folder_as_session_file_is_named_even_with_overwrite(tmp_path):
+    for overwrite in (False, True):
+        with pytest.raises(VagalError, match="is a folder; give a file name"):
+            SessionWriter(str(tmp_path), "/dev/x", "0.1.0", overwrite=overwrite)
+    assert list(tmp_path.iterdir()) == []

@@ -184,6 +184,9 @@ class SessionWriter:
         self.t0 = clock()
         self.counter = LinkCounter()
         parent = os.path.dirname(path)
+        if os.path.isdir(path):
+            raise VagalError("session file %s is a folder; give a file name (e.g. %s)"
+                             % (path, os.path.join(path, "evening.vagal")))
         try:
             if parent:
                 os.makedirs(parent, exist_ok=True)
