@@ -131,7 +131,9 @@ def test_unchanged_deploy_copies_nothing(board, firmware, capsys):
     files = list((Path(board.root) / "lib" / "vagal").iterdir()) + [Path(board.root) / "main.py"]
     stamps = {p: p.stat().st_mtime_ns for p in files}
     assert main(["deploy", "--port", board.port, "--firmware", str(firmware)]) == 0
-    assert "0 copied, 4 unchanged, 0 removed, 4 verified" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 copied, 4 unchanged, 0 removed, 4 verified" in out
+    assert "next: vagal stream --port %s" % board.port in out  # what to do with the deployed board
     assert {p: p.stat().st_mtime_ns for p in files} == stamps  # not even rewritten
     assert hashes_on_board(board) == expected(firmware)
 

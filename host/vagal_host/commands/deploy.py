@@ -23,4 +23,9 @@ def run(args):
     print("deployed to %s: %d copied, %d unchanged, %d removed, %d verified"
           % (result["board"].describe(), len(result["copied"]), result["unchanged"],
              len(result["removed"]), result["verified"]))
+    port = "" if args.port in (None, "", "auto") else " --port %s" % args.port
+    if args.reset:
+        print("next: vagal stream%s (the live view), or vagal settings%s" % (port, port))
+    else:
+        print("the board waits at the REPL (--no-reset); it starts the app when reset or replugged")
     return 0
