@@ -29,6 +29,7 @@ def test_replay_writes_beats(tmp_path, capsys, engine):
     assert abs(len(rows) - 1 - len(truth)) <= 1
     line = capsys.readouterr().out
     assert "beats=" in line and "mean_hr=" in line
+    assert line.rstrip().endswith("-> %s" % out)  # where the beats went
 
 
 @pytest.mark.parametrize("content,args,needle", [

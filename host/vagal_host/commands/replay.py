@@ -30,6 +30,6 @@ def run(args):
             summary = replay_micropython(rec.samples, rec.fs, args.beats, progress=progress)
         else:
             summary = replay_cpython(rec.samples, rec.fs, args.beats, progress=progress)
-    print("%s [%s, %.1f s at %g Hz, %s]: %s" % (
-        rec.name, rec.column, rec.duration_s, rec.fs, rec.scaling, summary))
+    print("%s [%s, %.1f s at %g Hz, %s]: %s -> %s" % (
+        rec.name, rec.column, rec.duration_s, rec.fs, rec.scaling, summary, args.beats))
     return 0
