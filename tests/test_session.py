@@ -214,3 +214,18 @@ def test_a_folder_as_session_file_is_named_even_with_overwrite(tmp_path):
         with pytest.raises(VagalError, match="is a folder; give a file name"):
             SessionWriter(str(tmp_path), "/dev/x", "0.1.0", overwrite=overwrite)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_example_session_in_docs_streaming_reads_back_without_damage(tmp_path):
+    """A user may copy the documented example to try the tools: its checksums must be real."""
+    import os
+    import re
+
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "streaming.md")).read()
+    block = re.search(r"```\n(# vagal session 1\n.*?)```", doc, re.S).group(1)
+    path = tmp_path / "example.vagal"
+    path.write_text("".join(l + "\n" for l in block.splitlines() if l != "..."))
+    s = read_session(str(path))
+    assert s.corrupt == 0 and s.partial == 0, [r.error for r in s.lines if r.error]
+    assert len(s.beats) == 1 and s.hello[0].fw == "0.1.0"
+    assert [e.name for e in s.events] == ["connected", "disconnected", "counts", "reconnected"]

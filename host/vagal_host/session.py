@@ -9,7 +9,7 @@ protocol module), and stay a plain text file a person can read with `less`.
     # port /dev/ttyACM0
     # tool vagal 0.1.0
     0.000<TAB>#connected /dev/ttyACM0        host events: '#' + name + detail
-    0.012<TAB>hello 0 0.1.0 1 250 pico*1A2B  a received line, verbatim
+    0.012<TAB>hello 0 0.1.0 1 250 pico*37F7  a received line, verbatim
     0.051<TAB>#line 6265617401ff0a           a received line that is not printable ASCII (hex)
     3.400<TAB>#cut 62656174203132            bytes left unterminated when the link dropped (hex)
 
