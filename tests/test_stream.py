@@ -521,3 +521,23 @@ def test_status_answer_fills_in_the_mode_of_a_session_already_running():
 
     Console(file=out, width=100, color_system=None).print(render(state, (1, 0, 0, 0), 1.0, "s.vagal"))
     assert "practice" in out.getvalue()
+
+
+@pytest.mark.parametrize("answer, warned", [
+    ([b"hello 1*ABCD\r\n", b"Traceback (most recent call last):\r\n",
+      b"NameError: name 'hello' isn't defined\r\n", b">>> "], True),  # a board at the REPL
+    (lines(0, BOARD1), False),  # the app
+])
+def test_a_board_without_the_app_is_pointed_to_vagal_deploy(tmp_path, monkeypatch, answer, warned):
+    monkeypatch.setattr(stream_mod, "NO_APP_S", 0.4)
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + answer, linger=True)
+    err = io.StringIO()
+    try:
+        st_ = Streamer(link, str(tmp_path / "r.vagal"), err=err)
+        st_.run(duration=1.0, view="headless", status_every=5)
+    finally:
+        w.kill()
+    said = "no valid vagal line from %s in 0.4 s: is the vagal app running on it? (`vagal deploy`" % link
+    assert (said in err.getvalue()) == warned, err.getvalue()
+    assert any("vagal deploy" in x for x in st_.state.logs) == warned  # the live view's Log row

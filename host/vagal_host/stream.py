@@ -32,6 +32,7 @@ RETRY_S = 0.5  # reopen / re-detect interval after a disconnect
 HOST_MAX_LINE = 4096  # longer lines are dropped (counted); the protocol's own limit is MAX_LINE
 VIEW_HZ = 10
 STATUS_S = 5.0
+NO_APP_S = 5.0  # connected this long without one valid line: say the app may not be running
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -181,9 +182,11 @@ class LiveState:
         self.breath_t_ms = None
         self.coherence_x100 = None  # the last coherence update (-1: not enough clean data)
         self.quiet_err_ids = set()  # request ids whose `err` is expected from older firmware
+        self.messages = 0  # valid lines decoded so far
 
     def update(self, msg):
         k = msg.kind
+        self.messages += 1
         if len(msg.names) and msg.names[0] == "t_ms":
             self.board_ms = msg.values[0]
             self.board_ms_host = self.clock()
@@ -405,6 +408,7 @@ class Streamer:
         self.writer.event(event, self.path)
         if event == "reconnected":
             self.state.reconnections += 1
+        self._quiet_check = (self.clock() + NO_APP_S, self.state.messages)
         self.notice("%s %s" % (event, self.path))
         # ask for the hello line (firmware version, sample rate), and tell the board today's date (it
         # has no battery clock; it dates assessment results). Older firmware answers `date` with err.
@@ -487,7 +491,21 @@ class Streamer:
                 data = b""
             if data:
                 self.recorder.feed(data)
+            self._check_quiet()
         self.writer.tick()
+
+    def _check_quiet(self):
+        """A board at the MicroPython prompt (flashed, never deployed) sends no vagal lines: say so."""
+        if self._quiet_check is None or self.clock() < self._quiet_check[0]:
+            return
+        if self.state.messages == self._quiet_check[1]:
+            received, _, corrupt, _ = self.counts()
+            what = "nothing" if not (received or corrupt) else "no valid vagal line"
+            text = ("%s from %s in %g s: is the vagal app running on it? (`vagal deploy` puts it there)"
+                    % (what, self.path, NO_APP_S))
+            self.state.logs.append("warn: " + text)
+            self.notice(text)
+        self._quiet_check = None
 
     def counts(self):
         return self.writer.counter.totals()
