@@ -148,3 +148,15 @@ def test_demo_rejects_an_unknown_mode(tmp_path):
     r, _ = vagal("demo", "--duration", "1", "--session", "n.vagal", "--mode", "sleep", cwd=str(tmp_path))
     assert r.returncode == 2 and "--mode 'sleep'" in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "n.vagal").exists()
+
+
+def test_a_board_falling_behind_its_speed_is_reported_with_what_to_do(tmp_path):
+    """At --speed 1000 the virtual board cannot keep up and its firmware counts lost samples."""
+    r, _ = vagal("demo", "--duration", "30", "--speed", "1000", "--session", "f.vagal", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    stats = read_session(str(tmp_path / "f.vagal")).stats
+    lost = max([s.lost for s in stats] or [0])
+    if not lost:
+        pytest.skip("this computer kept the virtual board up at --speed 1000: nothing was lost")
+    assert "board: %d samples lost to overrun" % lost in r.stdout, r.stdout
+    assert "use a lower --speed" in r.stdout

@@ -541,3 +541,24 @@ def test_a_board_without_the_app_is_pointed_to_vagal_deploy(tmp_path, monkeypatc
     said = "no valid vagal line from %s in 0.4 s: is the vagal app running on it? (`vagal deploy`" % link
     assert (said in err.getvalue()) == warned, err.getvalue()
     assert any("vagal deploy" in x for x in st_.state.logs) == warned  # the live view's Log row
+
+
+def test_samples_the_board_lost_are_in_the_summary_across_its_restarts(tmp_path):
+    stats = [("stats", 5000, 0, 800, 9000, 20000, 0), ("stats", 10000, 120, 900, 9000, 20000, 0),
+             ("stats", 15000, 300, 900, 9000, 20000, 0)]
+    after_reset = [("hello", "0.1.0", 1, 250, "virtual"), ("stats", 5000, 40, 900, 9000, 20000, 0)]
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1 + stats) + lines(0, after_reset), linger=True)
+    try:
+        st_ = Streamer(link, str(tmp_path / "l.vagal"), err=io.StringIO())
+        st_.run(duration=0.8)
+    finally:
+        w.kill()
+    assert st_.state.board_lost == 340
+    assert "board: 340 samples lost to overrun" in st_.summary()
+
+
+def test_no_lost_samples_no_board_line():
+    state = LiveState()
+    state.update(protocol.decode(protocol.encode("stats", 1, 5000, 0, 800, 9000, 20000, 0)))
+    assert state.board_lost == 0

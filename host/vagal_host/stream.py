@@ -183,6 +183,9 @@ class LiveState:
         self.coherence_x100 = None  # the last coherence update (-1: not enough clean data)
         self.quiet_err_ids = set()  # request ids whose `err` is expected from older firmware
         self.messages = 0  # valid lines decoded so far
+        self.board_lost = 0  # samples the board lost to overrun (its `stats` lines), across its resets
+        self._lost_base = 0
+        self._lost_last = 0
 
     def update(self, msg):
         k = msg.kind
@@ -227,6 +230,12 @@ class LiveState:
             self.breath_swing_x10 = msg["swing_x10"] if msg["valid"] else None
         elif k == "coherence":
             self.coherence_x100 = msg["ratio_x100"]
+        elif k == "stats":
+            lost = msg["lost"]
+            if lost < self._lost_last:  # the board restarted: its count began again
+                self._lost_base += self._lost_last
+            self._lost_last = lost
+            self.board_lost = self._lost_base + lost
         elif k == "err" and msg["id"] in self.quiet_err_ids:
             self.quiet_err_ids.discard(msg["id"])  # e.g. `date` on firmware that predates it
         elif k in ("log", "err"):
@@ -592,6 +601,11 @@ class Streamer:
                 ", %d reconnection%s" % (st.reconnections, "" if st.reconnections == 1 else "s")
                 if st.reconnections else ""),
             "session file: %s" % self.session_path,
+        ]
+        if st.board_lost:
+            lines.append("board: %d samples lost to overrun (its sampling fell behind; beats in those gaps "
+                         "are missing)" % st.board_lost)
+        lines += [
             "next: vagal report %s (a page with figures), or vagal export %s --format csv"
             % (_quoted(self.session_path), _quoted(self.session_path)),
         ]

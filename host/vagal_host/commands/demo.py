@@ -122,6 +122,9 @@ def run(args):
     finally:
         board.stop()
     print(streamer.summary())
+    if streamer.state.board_lost and speed > 1:
+        print("the virtual board fell behind at --speed %g and dropped samples: use a lower --speed "
+              "(on a busy computer too) for a clean session" % speed)
     sys.stdout.flush()
     if why:
         raise VagalError(why[0])
