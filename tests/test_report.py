@@ -209,3 +209,26 @@ def test_a_file_cut_off_mid_line_says_so_and_a_good_signal_is_called_good(tmp_pa
     signal_row = re.search(r"<th>Signal good</th><td><b>(\d+) % of the time</b></td><td class='note'>([^<]*)<",
                            page)
     assert int(signal_row.group(1)) >= 80 and signal_row.group(2) == "good: 80 % or more", signal_row.groups()
+
+
+def test_samples_the_device_lost_are_a_summary_row(tmp_path, capsys):
+    from vagal import protocol
+    from vagal_host.session import SessionWriter
+
+    path = tmp_path / "lossy.vagal"
+    w = SessionWriter(str(path), "/dev/x", "0.1.0")
+    specs = [("hello", "0.1.0", 1, 250, "pico"), ("session", 0, "start", "boot"),
+             ("pacer", 0, 6000, 0, "in", 0), ("quality", 100, "ok"), ("stats", 5000, 30, 900, 9000, 1, 0)]
+    for i in range(60):
+        specs.append(("beat", 1000 + i * 1000, 1000000 if i else 0, 1000, 90))
+        if i % 5 == 4:
+            specs.append(("stats", 5000 + i * 1000, 30 + 100 * (i // 5), 900, 9000, 1, 0))
+    w.event("connected", "/dev/x")
+    for seq, spec in enumerate(specs):
+        w.received(protocol.encode(spec[0], seq, *spec[1:]).encode()[:-1])
+    w.close()
+    out = tmp_path / "rep"
+    status, _, _ = run_cli(["report", str(path), "--out", str(out), "--quiet"], capsys)
+    assert status == 0
+    page = (out / "index.html").read_text()
+    assert "<th>Samples lost</th><td><b>1100</b></td>" in page  # 1130 at the end, 30 at the first stats

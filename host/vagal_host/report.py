@@ -101,6 +101,8 @@ class SessionData:
         self.summary = summaries[-1] if summaries else None
         modes = part.of("mode")
         self.modes = [m.mode for m in modes]
+        stats = part.of("stats")  # `lost` counts from the board's start: the part's share is the rise
+        self.samples_lost = stats[-1].lost - stats[0].lost if len(stats) > 1 else 0
         self.raw, self.fs = raw_samples(part)
 
     def good_fraction(self):
@@ -384,6 +386,9 @@ def summary_rows(data, session):
         rows.append(("Signal good", "%.0f %% of the time" % (100 * good),
                      "good: 80 % or more" if good >= GOOD_SIGNAL else
                      "below 80 %: check the sensor sits snugly and keep your hand still"))
+    if data.samples_lost > 0:
+        rows.append(("Samples lost", "%d" % data.samples_lost,
+                     "the device's sampling fell behind; heartbeats in those gaps are missing"))
     if session.lost or session.corrupt:
         rows.append(("Connection", "%d lines lost, %d damaged" % (session.lost, session.corrupt),
                      "a few are harmless; many mean a bad cable or a busy computer"))
