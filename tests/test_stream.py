@@ -562,3 +562,18 @@ def test_no_lost_samples_no_board_line():
     state = LiveState()
     state.update(protocol.decode(protocol.encode("stats", 1, 5000, 0, 800, 9000, 20000, 0)))
     assert state.board_lost == 0
+
+
+def test_a_port_held_by_another_stream_is_named_as_busy(tmp_path):
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1), linger=True)
+    try:
+        first = Streamer(link, str(tmp_path / "one.vagal"), err=io.StringIO())
+        try:
+            with pytest.raises(VagalError, match="is in use by another program"):
+                Streamer(link, str(tmp_path / "two.vagal"), err=io.StringIO())
+        finally:
+            first.close()
+    finally:
+        w.kill()
+    assert not (tmp_path / "two.vagal").exists()

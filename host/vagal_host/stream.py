@@ -83,6 +83,9 @@ def open_checked(path):
         if getattr(e, "errno", None) == errno.ENOTTY or "Inappropriate ioctl" in str(e):
             raise VagalError("%s is not a serial port (a Pico shows up as /dev/ttyACM*; "
                              "leave out --port to find it)" % path) from None
+        if "exclusively lock" in str(e) or getattr(e, "errno", None) in (errno.EAGAIN, errno.EBUSY):
+            raise VagalError("%s is in use by another program (a `vagal stream` still running? "
+                             "mpremote, a serial terminal?): close it and try again" % path) from None
         raise VagalError("cannot open %s: %s" % (path, e)) from None
 
 
