@@ -27,13 +27,17 @@ def test_show_change_and_restore(board, capsys):
     assert "session_min" in out and "rate_mbpm" in out and "change: vagal settings KEY=VALUE" in out
 
     assert main(["settings", "--port", board.port, "session_min=20", "brightness=30"]) == 0
-    assert "session_min=20, brightness=30" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "session_min=20, brightness=30" in out
+    assert "session_min: from the next session" in out  # a running session keeps its length
     saved = _saved(board)
     assert saved["session_min"] == 20 and saved["brightness"] == 30
     assert main(["settings", "--port", board.port]) == 0
     shown = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:-1]}
     assert shown["session_min"] == ["20", "(default", "0)"] and shown["rate_mbpm"] == ["6000"]
 
+    assert main(["settings", "--port", board.port, "brightness=40"]) == 0
+    assert "in force at once" in capsys.readouterr().out
     assert main(["settings", "--port", board.port, "--defaults"]) == 0
     assert "back to its default" in capsys.readouterr().out
     assert _saved(board)["session_min"] == 0

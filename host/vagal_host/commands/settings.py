@@ -14,6 +14,10 @@ NAME = "settings"
 HELP = "show the board's settings, or change some: vagal settings session_min=20 rate_mbpm=5500"
 
 ANSWER_S = 5.0  # a board running the app answers a command within milliseconds
+# What the app puts in force during a running session (App.apply_settings); the others are read
+# when a session starts (session_min, mode, the wind-down and assessment ones) or at power-up (raw,
+# autostart)
+AT_ONCE = ("rate_mbpm", "inhale_pct", "brightness", "haptics", "haptic_pct", "tuning", "resonance_mbpm")
 
 
 def add_arguments(p):
@@ -130,7 +134,12 @@ def run(args):
             done.append("%s=%s" % (key, value))
         if done:
             print("saved on the board (%s): %s" % (path, ", ".join(done)))
-            print("in force at once; the board keeps them across restarts")
+            later = [key for key, _ in pairs if key not in AT_ONCE]
+            if later:
+                print("%s: from the next session (raw, autostart: from the next power-up)"
+                      % ", ".join(later))
+            else:
+                print("in force at once; the board keeps them across restarts")
             return 0
         _, msgs = board.send("get")
         print("settings on %s (the value, and the default where it differs):" % path)
