@@ -115,6 +115,7 @@ def test_the_real_app_s_assessment_is_shown_beside_the_re_analysis(tmp_path, cap
     assert [r.rate_bpm for r in a.device_assessment.steps] == [6.5, 6.0, 5.5, 5.0, 4.5]
     assert cli.main(["resonance", str(path), "--out", str(tmp_path / "p")]) == 0
     text = capsys.readouterr().out
+    assert ", mode assess -> practice, " in text  # the assessment, then practice at its result
     assert "device assessment done: resonance %.2f /min (best tested %.2f), date 2026-11-26" % (
         res.rate_bpm, res.chosen_bpm) in text
     for r in a.device_assessment.steps:

@@ -49,8 +49,12 @@ def rate_table_lines(rows):
 
 def report_lines(a):
     s = a.summary
+    modes = []
+    for _, m in a.modes:  # every mode the session went through, not just the last
+        if not modes or modes[-1] != m:
+            modes.append(m)
     out = ["session %d: source %s, mode %s, %.1f s, ended: %s" % (
-        a.index + 1, a.source, a.mode or "-", s.duration_s, a.ended)]
+        a.index + 1, a.source, " -> ".join(modes) or a.mode or "-", s.duration_s, a.ended)]
     out.append("summary: mean HR %s bpm, mean swing %s bpm, coherent %s %%, final rate %s /min, "
                "%d valid breaths of %d" % (
                    _fmt(s.mean_hr_bpm, "%.1f"), _fmt(s.mean_swing_bpm, "%.1f"),
