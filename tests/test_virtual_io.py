@@ -162,3 +162,11 @@ def test_virtual_board_prints_its_port_first_then_how_to_connect():
     out = r.stdout.splitlines()
     assert out[0].startswith("/dev/") and " " not in out[0], out  # the path alone, for scripts
     assert any(line.startswith("next, in another terminal: vagal stream --port %s" % out[0]) for line in out), out
+
+
+@pytest.mark.parametrize("args, name", [(["--fs", "100"], "--fs"), (["--column", "PPG"], "--column")])
+def test_recording_options_without_a_recording_are_refused(args, name):
+    r = subprocess.run([VAGAL, "virtual-board", "--duration", "1"] + args, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert ("%s needs --recording" % name) in r.stderr and r.stdout == "", r.stdout

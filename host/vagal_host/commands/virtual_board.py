@@ -61,8 +61,9 @@ def run(args):
                 raise ValueError
         except ValueError:
             raise VagalError("--speed must be a positive number or 'max', got %r" % speed)
-    if args.column and not args.recording:
-        raise VagalError("--column needs --recording")
+    if (args.column or args.fs is not None) and not args.recording:
+        raise VagalError("--%s needs --recording (it describes the recording's signal)"
+                         % ("column" if args.column else "fs"))
     buttons = parse_presses(args.press) if args.press else None
     board = VirtualBoard(speed=speed, recording=args.recording, column=args.column, fs=args.fs,
                          person=person_spec(args.seed, args.hr, args.resonance, args.adherence),
