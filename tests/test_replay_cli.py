@@ -105,3 +105,24 @@ def test_evaluate_given_a_file_or_a_missing_folder(tmp_path, capsys):
     assert "is a file; give the folder" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_has_help_and_a_meaningful_placeholder():
+    """`vagal X --help` is the manual: no option without a text, none shown as e.g. `--fs FS`."""
+    import argparse
+
+    from vagal_host.cli import build_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) >= {"demo", "stream", "virtual-board", "replay", "evaluate", "flash", "deploy",
+                                "export", "report", "resonance", "settings"}
+    for name, p in sub.choices.items():
+        assert p.description, name
+        for a in p._actions:
+            if isinstance(a, argparse._HelpAction):
+                continue
+            assert a.help, (name, a.option_strings or a.dest)
+            takes_value = a.nargs != 0
+            if a.option_strings and takes_value and not a.choices:
+                assert a.metavar is not None, (name, a.option_strings)  # not the bare upper-case dest

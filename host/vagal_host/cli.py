@@ -29,7 +29,10 @@ def _command_modules():
 
 
 def build_parser():
-    parser = _Parser(prog="vagal", description="vagal: breathing pacer host tools")
+    parser = _Parser(prog="vagal", description="vagal: breathing pacer host tools",
+                     epilog="No board yet? `vagal demo --live` runs the firmware on a virtual board "
+                            "with a simulated person. `vagal COMMAND --help` for each command; "
+                            "README.md for the whole tour.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for mod in _command_modules():

@@ -40,12 +40,12 @@ def add_arguments(p):
     p.add_argument("--rate", metavar="BPM",
                    help="pacer rate in breaths/min, in pace mode unless --mode says otherwise "
                         "(default: the firmware's, 6)")
-    p.add_argument("--hr", default="65", metavar="BPM", help="the simulated person's mean heart rate")
+    p.add_argument("--hr", default="65", metavar="BPM", help="the simulated person's mean heart rate (default 65)")
     p.add_argument("--resonance", default="0.09", metavar="HZ",
-                   help="the person's resonance frequency, 0.075-0.11 Hz")
+                   help="the person's resonance frequency, 0.075-0.11 Hz (default 0.09)")
     p.add_argument("--adherence", default="0.9", metavar="A",
-                   help="how closely the person breathes with the pacer, 0..1")
-    p.add_argument("--seed", default=1, type=int, help="the person's random seed")
+                   help="how closely the person breathes with the pacer, 0..1 (default 0.9)")
+    p.add_argument("--seed", default=1, type=int, metavar="N", help="the person's random seed (default 1)")
     p.add_argument("--raw", action="store_true",
                    help="stream raw ADC samples too (so a report can draw the pulse)")
     p.add_argument("--mode", metavar="|".join(MODES),

@@ -7,7 +7,7 @@ HELP = "compile and copy the firmware to a Pico running MicroPython (only change
 
 
 def add_arguments(parser):
-    parser.add_argument("--port", default="auto",
+    parser.add_argument("--port", default="auto", metavar="PATH|auto",
                         help="serial port of the board, or 'auto' to find the one Pico on USB (default)")
     parser.add_argument("--source", action="store_true",
                         help="copy the .py sources instead of compiling them to .mpy")

@@ -8,10 +8,10 @@ HELP = "score beat detection against ECG R-peaks on every recording with referen
 
 
 def add_arguments(p):
-    p.add_argument("folders", nargs="*", default=["../shared/data"],
+    p.add_argument("folders", nargs="*", metavar="FOLDER", default=["../shared/data"],
                    help="folders searched for <name>_rpeaks.csv beside <name>.csv or <name>_Signals.csv "
                         "(default ../shared/data)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core)")
 
 
 def run(args):

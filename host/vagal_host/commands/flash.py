@@ -11,7 +11,7 @@ def add_arguments(parser):
                         help="the MicroPython image for RPI_PICO (see `vagal flash` without arguments)")
     parser.add_argument("--mount", metavar="PATH",
                         help="the RPI-RP2 drive's mount point (default: look for it)")
-    parser.add_argument("--timeout", type=float, default=30.0,
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
                         help="seconds to wait for the board's serial port after copying (default 30)")
     parser.add_argument("--no-wait", dest="wait", action="store_false",
                         help="return right after copying, without waiting for the serial port")

@@ -13,8 +13,8 @@ HELP = "run the pulse core on a recorded signal (CSV or WFDB) and write the beat
 
 def add_arguments(p):
     p.add_argument("recording", help="CSV with a header row, or a WFDB record (.hea)")
-    p.add_argument("--column", help="channel to use (CSV column or WFDB signal name)")
-    p.add_argument("--fs", help="sample rate in Hz (50..1000; WFDB records carry their own)")
+    p.add_argument("--column", metavar="NAME", help="channel to use (CSV column or WFDB signal name)")
+    p.add_argument("--fs", metavar="HZ", help="sample rate in Hz (50..1000; WFDB records carry their own)")
     p.add_argument("--beats", required=True, metavar="OUT.csv", help="where to write the beats")
     p.add_argument("--engine", choices=("cpython", "micropython"), default="cpython",
                    help="run the core on CPython (default) or inside the MicroPython unix port")
