@@ -543,6 +543,19 @@ def test_a_board_without_the_app_is_pointed_to_vagal_deploy(tmp_path, monkeypatc
     assert any("vagal deploy" in x for x in st_.state.logs) == warned  # the live view's Log row
 
 
+def test_the_app_check_can_be_off_for_the_virtual_board(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream_mod, "NO_APP_S", 0.2)
+    link = str(tmp_path / "tty")
+    w = PtyWriter(link, [HOST_HELLO, b">>> "], linger=True)
+    err = io.StringIO()
+    try:
+        st_ = Streamer(link, str(tmp_path / "v.vagal"), err=err, app_check=False)
+        st_.run(duration=0.6, view="headless", status_every=5)
+    finally:
+        w.kill()
+    assert "vagal deploy" not in err.getvalue()
+
+
 def test_samples_the_board_lost_are_in_the_summary_across_its_restarts(tmp_path):
     stats = [("stats", 5000, 0, 800, 9000, 20000, 0), ("stats", 10000, 120, 900, 9000, 20000, 0),
              ("stats", 15000, 300, 900, 9000, 20000, 0)]

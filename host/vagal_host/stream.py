@@ -386,13 +386,14 @@ class Streamer:
     """One streaming session: a port (path or auto), a session file, a live state, an optional view."""
 
     def __init__(self, port="auto", session_path=None, overwrite=False, speed=1.0, header=None,
-                 clock=time.monotonic, err=None):
+                 clock=time.monotonic, err=None, app_check=True):
         self.spec = port
         self.auto = port in (None, "", "auto")
         self.clock = clock
         self.err = err if err is not None else sys.stderr
         self.closed = False
         self.duration = 0.0
+        self.app_check = app_check  # warn when no valid line comes (off for the virtual board: it is the app)
         self.path = resolve_port(port)
         self.session_path = session_path or default_path()
         self.state = LiveState(speed, clock)
@@ -420,7 +421,7 @@ class Streamer:
         self.writer.event(event, self.path)
         if event == "reconnected":
             self.state.reconnections += 1
-        self._quiet_check = (self.clock() + NO_APP_S, self.state.messages)
+        self._quiet_check = (self.clock() + NO_APP_S, self.state.messages) if self.app_check else None
         self.notice("%s %s" % (event, self.path))
         # ask for the hello line (firmware version, sample rate), and tell the board today's date (it
         # has no battery clock; it dates assessment results). Older firmware answers `date` with err.

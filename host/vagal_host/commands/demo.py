@@ -91,7 +91,8 @@ def run(args):
     streamer = None
     why = []
     try:
-        streamer = Streamer(board.port, args.session, overwrite=args.overwrite, speed=speed, header=header)
+        streamer = Streamer(board.port, args.session, overwrite=args.overwrite, speed=speed, header=header,
+                            app_check=False)  # its own silence check below knows it is a virtual board
         if args.raw:
             streamer.command("raw", "on")
         if args.mode:
