@@ -184,7 +184,7 @@ def test_port_errors(tmp_path, monkeypatch):
 
     ports = []
     monkeypatch.setattr(stream_mod.serial.tools.list_ports, "comports", lambda: ports)
-    with pytest.raises(VagalError, match="no Pico found"):
+    with pytest.raises(VagalError, match=r"no Pico found .*`vagal virtual-board` prints one"):
         resolve_port("auto")
     ports[:] = [P("/dev/ttyACM1", 0x2E8A), P("/dev/ttyUSB0", 0x1234), P("/dev/ttyACM0", 0x2E8A)]
     with pytest.raises(VagalError, match=r"2 Picos found: /dev/ttyACM0 .*/dev/ttyACM1"):

@@ -57,8 +57,9 @@ def resolve_port(spec):
     if spec in (None, "", "auto"):
         found = find_picos()
         if not found:
-            raise VagalError("no Pico found (no serial port with USB id 2E8A); plug one in, pass "
-                             "--port PATH, or run `vagal demo` for a virtual board")
+            raise VagalError("no Pico found (no serial port with USB id 2E8A); plug one in (not in "
+                             "BOOTSEL mode), or pass --port PATH (`vagal virtual-board` prints one; "
+                             "`vagal demo` needs no board)")
         if len(found) > 1:
             raise VagalError("%d Picos found: %s; choose one with --port"
                              % (len(found), ", ".join(_describe(p) for p in found)))
