@@ -10,12 +10,14 @@ accuracy: docs/resonance.md.
 from array import array
 
 from vagal.coherence import INVALID
+from vagal.hrv import isqrt
 from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, atan2_deg, cos_deg, sin_deg
 from vagal.ticks import ticks_diff
 
 DEFAULT_RATES = (6500, 6000, 5500, 5000, 4500)
 PHASE_TIE_DEG = 10  # mean phases closer than this count as equal
 PHASE_FIT_DEG = 70  # rates whose mean phase is within this enter the phase line
+CURVE_CENTER_MBPM = 5500  # the resonance curve is fitted in g = (rate / this)**2
 REFINE_SWING = 1  # Assessment(refine=...) bits
 REFINE_PHASE = 2
 
@@ -39,7 +41,7 @@ class Assessment:
     FAILED = 3
 
     def __init__(self, meter, rates=DEFAULT_RATES, step_s=120, settle_breaths=1, min_breaths=6,
-                 tie_pct=10, refine=REFINE_SWING | REFINE_PHASE, use_fit=True):
+                 tie_pct=10, refine=REFINE_SWING | REFINE_PHASE, use_fit=True, lead_in_s=30):
         n = len(rates)
         if n < 1 or n > 16:
             raise ValueError("assessment needs 1..16 rates")
@@ -56,6 +58,7 @@ class Assessment:
         self.tie_pct = tie_pct
         self.refine = refine
         self.use_fit = use_fit
+        self.lead_in_us = lead_in_s * 1000000
         self.n = array("i", [0] * n)  # valid breaths per rate
         self.swing_sum = array("i", [0] * n)  # x10
         self.fit_sum = array("i", [0] * n)
@@ -106,7 +109,8 @@ class Assessment:
         i = self.step
         if m.seq != self._seen:
             self._seen = m.seq
-            if ticks_diff(m.breath_start_us, self._t0) >= 0:  # began at this step's rate
+            # began at this step's rate (the first step: after the lead-in)
+            if ticks_diff(m.breath_start_us, self._t0) >= (self.lead_in_us if i == 0 else 0):
                 if self._skip > 0:
                     self._skip -= 1
                     if self._skip == 0:
@@ -212,6 +216,92 @@ class Assessment:
             off = -lim
         return r + off
 
+    def _curve_vertex(self):
+        """Peak of the resonance curve fitted to the swings of all rates (mbpm), or -1.
+
+        The swing follows A(f) = A_r / sqrt(1 + Q^2 (f/f_r - f_r/f)^2), so 1/A^2 = c0 + c1 g + c2/g
+        with g = (f / 5.5)^2 exactly (c1 = Q^2/(A_r f_r)^2 ...): a weighted least-squares fit that
+        is linear in (c0, c1, c2), peaking at g^2 = c2/c1. Unlike a parabola through the largest
+        swing and its two neighbours it uses every rate and the curve's true, skewed shape.
+        Weights: valid breaths x (swing / largest)^2 (1/A^2 magnifies the noise of small swings).
+        -1 with fewer than 4 rates of >= 3 valid breaths or without a peak (c1 or c2 <= 0).
+        """
+        top = 0
+        for k in range(len(self.rates)):
+            if self.n[k] >= 3 and self.metric_x10(k) > top:
+                top = self.metric_x10(k)
+        if top <= 0:
+            return -1
+        c10 = CURVE_CENTER_MBPM // 10
+        m = 0
+        sw = 0
+        sa = 0
+        sb = 0
+        sy = 0
+        for pass_ in (0, 1):
+            if pass_ == 1:
+                if m < 4 or sw <= 0:
+                    return -1
+                am = sa // sw
+                bm = sb // sw
+                ym = sy // sw
+                caa = cbb = cab = cay = cby = 0
+            for k in range(len(self.rates)):
+                n = self.n[k]
+                if n < 3:
+                    continue
+                r = self.rates[k] // 10
+                g = r * r * 256 // (c10 * c10)  # (f / 5.5)^2, x256
+                a = g - 256
+                b = 65536 // g - 256  # 1/g - 1, x256
+                fit = self.metric_x10(k)
+                if fit * 4 < top:
+                    fit = top // 4
+                q = top * 64 // fit
+                y = q * q // 16  # (top / A)^2, x256
+                p = fit * 8 // top
+                w = (n if n < 16 else 16) * p * p // 16
+                if pass_ == 0:
+                    m += 1
+                    sw += w
+                    sa += w * a
+                    sb += w * b
+                    sy += w * y
+                else:
+                    a -= am
+                    b -= bm
+                    y -= ym
+                    caa += w * a * a
+                    cbb += w * b * b
+                    cab += w * a * b
+                    cay += w * a * y
+                    cby += w * b * y
+        while (caa >= 16384 or cbb >= 16384 or cab >= 16384 or cab <= -16384 or cay >= 16384
+               or cay <= -16384 or cby >= 16384 or cby <= -16384):
+            caa >>= 1
+            cbb >>= 1
+            cab >>= 1
+            cay >>= 1
+            cby >>= 1
+        if caa * cbb - cab * cab <= 0:
+            return -1
+        n1 = cay * cbb - cby * cab  # c1 x det
+        n2 = caa * cby - cab * cay  # c2 x det
+        if n1 <= 0 or n2 <= 0:
+            return -1
+        while n1 >= 16384 or n2 >= 16384:
+            n1 >>= 1
+            n2 >>= 1
+        if n1 == 0:
+            return -1
+        ratio = n2 * 65536 // n1  # c2/c1 = g^2 at the peak, x65536
+        if ratio < 16384:
+            ratio = 16384
+        elif ratio > 262143:  # peak within 0.71..1.41 x 5.5/min; ratio * 4096 stays < 2**30
+            ratio = 262143
+        root4 = isqrt(isqrt(ratio * 4096) * 16384)  # (c2/c1)^(1/4), x16384
+        return CURVE_CENTER_MBPM * root4 // 16384
+
     def _phase_zero(self):
         """Rate where a least-squares line through (rate, mean phase) crosses 0, or -1.
 
@@ -247,6 +337,14 @@ class Assessment:
         if cxy == 0:
             return -1
         x0 = (sx * cxy - sy * cxx) * 50 // (n * cxy)  # mbpm
+        lo, hi = self._tested_range()
+        if x0 < lo - 250:
+            x0 = lo - 250
+        elif x0 > hi + 250:
+            x0 = hi + 250
+        return x0
+
+    def _tested_range(self):
         lo = self.rates[0]
         hi = lo
         for k in range(len(self.rates)):
@@ -255,11 +353,7 @@ class Assessment:
                 lo = r
             if r > hi:
                 hi = r
-        if x0 < lo - 250:
-            x0 = lo - 250
-        elif x0 > hi + 250:
-            x0 = hi + 250
-        return x0
+        return lo, hi
 
     def _estimate(self, pick):
         """The result: the mean of the swing vertex and the phase zero crossing (see docstring)."""
@@ -268,7 +362,15 @@ class Assessment:
         total = 0
         count = 0
         if self.refine & REFINE_SWING:
-            v = self._swing_vertex()
+            v = self._curve_vertex()
+            if v > 0:
+                lo, hi = self._tested_range()
+                if v < lo - 250:
+                    v = lo - 250
+                elif v > hi + 250:
+                    v = hi + 250
+            else:
+                v = self._swing_vertex()
             if v > 0:
                 total += v
                 count += 1

@@ -11,6 +11,14 @@ from vagal.ticks import ticks_diff
 
 MODE_PHASE = 1  # Tuner(mode=...)
 MODE_PROBE = 2
+# The phase line's slope, deg per 10 mbpm x100. Near resonance the phase changes by
+# (180/pi) 2Q/f_r deg per breath/min: 26-76 for Q 1.5-3 at 4.5-6.5/min; the prior is their
+# geometric mean, the bounds the physically possible range with margin.
+SLOPE_PRIOR_X100 = 78
+SLOPE_MIN_X100 = 26
+SLOPE_MAX_X100 = 210
+SLOPE_WEIGHT = 2800  # (10 mbpm)^2: the prior counts as much as blocks spread by +-0.5 breaths/min
+LINE_BLOCKS = 16  # then older blocks fade (x3/4): ~10-15 minutes of memory, a drifting resonance is followed
 
 
 class Tuner:
@@ -18,8 +26,10 @@ class Tuner:
 
     mode MODE_PHASE (default): the pacer stays at the centre rate; every probe_breaths valid breaths
     the mean HR/pacer phase is taken (a lag, phase > 0, means the rate is above resonance: the swing
-    grows by slowing down, a lead by speeding up) and the centre moves by -phase_gain() * phase
-    (gain_phase, shrinking by Kesten's rule once the moves reverse near resonance).
+    grows by slowing down, a lead by speeding up) and the centre moves toward the rate where the
+    phase line through all blocks so far crosses 0 (_line_target). Breaths that began in the first
+    lead_in_s seconds are not used: the person only starts to follow the light, and the HR
+    response of spontaneous breathing (small swing, ~75 deg lag) takes ~3 time constants to settle.
     mode MODE_PROBE: the pacer alternates centre + probe and centre - probe for probe_breaths valid
     breaths each (the first settle_breaths at each side skipped); after each side the mean swing of
     the last two sides is compared and the centre moves toward the better side by gain * relative
@@ -30,7 +40,7 @@ class Tuner:
 
     def __init__(self, meter, start_mbpm, mode=1, probe_mbpm=200, probe_breaths=4,
                  settle_breaths=1, speed_mbpm_min=250, span_mbpm=1000, gain_mbpm=1500,
-                 gain_phase=12, gain_phase_min=3, use_fit=True):
+                 use_fit=True, lead_in_s=30):
         if type(start_mbpm) is not int or not ABS_MIN_MBPM <= start_mbpm <= ABS_MAX_MBPM:
             raise ValueError("tuning start rate %r outside %d..%d mbpm"
                              % (start_mbpm, ABS_MIN_MBPM, ABS_MAX_MBPM))
@@ -43,9 +53,8 @@ class Tuner:
         self.settle_breaths = settle_breaths
         self.speed = speed_mbpm_min
         self.gain = gain_mbpm
-        self.gain_phase = gain_phase
-        self.gain_phase_min = gain_phase_min
         self.use_fit = use_fit
+        self.lead_in_ms = lead_in_s * 1000
         self.lo = max(ABS_MIN_MBPM, start_mbpm - span_mbpm)
         self.hi = min(ABS_MAX_MBPM, start_mbpm + span_mbpm)
         self.start_mbpm = start_mbpm
@@ -55,8 +64,6 @@ class Tuner:
         self.steps = 0
         self._side = 1
         self._last_us = 0
-        self._turns = 0
-        self._dir = 0
 
     def _clamp(self, r):
         if r < self.lo:
@@ -73,8 +80,12 @@ class Tuner:
         self._prev_mean = -1  # mean swing of the previous side, -1 none
         self._prev_rate = 0
         self._side = 1
-        self._turns = 0  # phase-mode moves that reversed the direction of the one before
-        self._dir = 0  # sign of the last phase-mode move
+        self._elapsed_ms = 0
+        self._bn = 0  # phase line: blocks, sums of x (rate - start, 10 mbpm), y (phase, deg)
+        self._bx = 0
+        self._by = 0
+        self._bxx = 0
+        self._bxy = 0
         self._enter(now_us)
 
     def set_enabled(self, on, now_us):
@@ -109,24 +120,49 @@ class Tuner:
         self._since_step_ms = 0
         self.steps += 1
 
-    def phase_gain(self):
-        """Kesten's rule: gain_phase // (1 + turns), at least gain_phase_min (mbpm per degree).
+    def _line_target(self, phase_deg):
+        """Rate where the phase line through all blocks so far crosses 0 (mbpm).
 
-        Far from resonance the phase keeps its sign and the full gain (with the speed limit) closes
-        the distance; once the moves start to reverse the rate is near resonance and each breath's
-        phase noise (breathing-phase wander, lapses: 10-15 deg over 4 breaths) matters more than
-        speed, so the gain shrinks and later moves average over more breaths. The floor keeps it
-        following a resonance that moves during the session."""
-        g = self.gain_phase // (1 + self._turns)
-        return g if g > self.gain_phase_min else self.gain_phase_min
-
-    def _note_direction(self, phase_deg):
-        """Count a turn when this move goes the other way from the previous one."""
-        sign = 1 if phase_deg < 0 else (-1 if phase_deg > 0 else 0)
-        if sign != 0:
-            if self._dir != 0 and sign != self._dir:
-                self._turns += 1
-            self._dir = sign
+        Each block adds (rate, mean phase); the slope is the least-squares slope pulled toward
+        SLOPE_PRIOR by SLOPE_WEIGHT (the first blocks span no range of rates) and kept within the
+        physical range, then the line through the blocks' mean point is followed to phase 0.
+        Why a line and not a gain times the phase: the slope differs 3x between people (Q, f_r), and
+        each block's phase carries 10-15 deg of noise (breathing-phase wander, lapses); the line
+        averages every block so far, weighs the far early blocks for the slope, and its target
+        does not shrink its steps when noise reverses a move (as a Kesten gain did)."""
+        if self._bn >= LINE_BLOCKS:
+            self._bn = self._bn * 3 // 4
+            self._bx = self._bx * 3 // 4
+            self._by = self._by * 3 // 4
+            self._bxx = self._bxx * 3 // 4
+            self._bxy = self._bxy * 3 // 4
+        d = phase_deg
+        if d > 60:
+            d = 60
+        elif d < -60:
+            d = -60
+        y = 100 * sin_deg(d) // cos_deg(d)  # tan, x100: linear in the rate near resonance
+        x = (self.rate_mbpm - self.start_mbpm) // 10
+        self._bn += 1
+        self._bx += x
+        self._by += y
+        self._bxx += x * x
+        self._bxy += x * y
+        n = self._bn
+        # slope in deg per 10 mbpm = num / den
+        num = n * self._bxy - self._bx * self._by + n * SLOPE_WEIGHT * SLOPE_PRIOR_X100 // 100
+        den = n * self._bxx - self._bx * self._bx + n * SLOPE_WEIGHT
+        while den >= 16384 or num >= 16384 or num <= -16384:
+            num >>= 1
+            den >>= 1
+        if den < 1:
+            den = 1
+        if num * 100 < SLOPE_MIN_X100 * den:
+            num = SLOPE_MIN_X100 * den // 100 + 1
+        elif num * 100 > SLOPE_MAX_X100 * den:
+            num = SLOPE_MAX_X100 * den // 100
+        x0 = (self._bx * num - self._by * den) // (n * num)
+        return self.start_mbpm + 10 * x0
 
     def update(self, now_us):
         """Advance the tuning; True when rate_mbpm changed."""
@@ -134,8 +170,10 @@ class Tuner:
         self._last_us = now_us
         if dt > 0:
             self._since_step_ms += dt // 1000
-            if self._since_step_ms > 600000:
-                self._since_step_ms = 600000
+            if self._since_step_ms > 60000:  # one move: at most a minute's worth
+                self._since_step_ms = 60000
+            if self._elapsed_ms < self.lead_in_ms + 600000:  # capped: small ints
+                self._elapsed_ms += dt // 1000
         if not self.enabled:
             return False
         m = self.meter
@@ -144,6 +182,8 @@ class Tuner:
         self._seen = m.seq
         if ticks_diff(m.breath_start_us, self._side_t0) < 0:
             return False  # began before this side's rate
+        if self._elapsed_ms - ticks_diff(now_us, m.breath_start_us) // 1000 < self.lead_in_ms:
+            return False  # began in the lead-in: the person is only starting to follow the light
         if self._skip > 0:
             self._skip -= 1
             return False
@@ -159,8 +199,7 @@ class Tuner:
                 return False
             old = self.rate_mbpm
             d = atan2_deg(self._ps, self._pc)
-            self._note_direction(d)
-            self._move(-d * self.phase_gain())
+            self._move(self._line_target(d) - self.center_mbpm)
             self._enter(now_us)
             return self.rate_mbpm != old
         self._sum += m.fit_x10 if self.use_fit else m.swing_x10

@@ -144,11 +144,17 @@ def _board_session(p, settings, until, what, trace=False):
     return kept, stats
 
 
-def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=False):
+class _Skip(Exception):
+    """No tuning session for this person (run_person(tune=False))."""
+
+
+def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=False, tune=True):
     """Assessment (unless assess is False) on one virtual board, then tuning from 1 breath/min away
-    on another, both started from the settings file. -> result row (dict); with trace, the
-    practice's breaths as (t_ms, valid, fit_x10, phase_deg, rate_mbpm) in row["tune_trace"] (to
-    see why a tuning run converges or not)."""
+    on another (unless tune is False), both started from the settings file. -> result row (dict):
+    assess_steps rows (rate_mbpm, breaths, swing_x10, fit_x10, phase_deg, coherence_x100); with
+    trace, the practice's breaths as (t_ms, valid, fit_x10, phase_deg, rate_mbpm) in
+    row["tune_trace"] and the assessment's as (t_ms, valid, swing_x10, fit_x10, phase_deg, rate_mbpm)
+    in row["assess_trace"] (to see why a run converges or not)."""
     row = dict(p)
     t0 = time.monotonic()
     lost = corrupt = 0
@@ -157,13 +163,21 @@ def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=Fal
             settings = {"mode": "assess"}
             if step_s is not None:
                 settings["assess_step_s"] = int(step_s)
-            kept, stats = _board_session(p, settings, lambda m: m.kind == "assess_result", "assess_result")
-            steps = [(m["rate_mbpm"], m["breaths"], m["swing_x10"]) for m in kept if m.kind == "assess_step"]
+            kept, stats = _board_session(p, settings, lambda m: m.kind == "assess_result", "assess_result",
+                                         trace)
+            steps = [(m["rate_mbpm"], m["breaths"], m["swing_x10"], m["fit_x10"], m["phase_deg"],
+                      m["coherence_x100"]) for m in kept if m.kind == "assess_step"]
+            if trace:
+                row["assess_trace"] = [(m["t_ms"], m["valid"], m["swing_x10"], m["fit_x10"], m["phase_deg"],
+                                        m["rate_mbpm"]) for m in kept if m.kind == "breath"]
+            kept = [m for m in kept if m.kind != "breath"]
             last = kept[-1]
             row.update(assess_state=last["state"], assess_mbpm=last["rate_mbpm"],
                        assess_chosen_mbpm=last["chosen_mbpm"], assess_steps=steps,
                        assess_min=round(last["t_ms"] / 60000.0, 2))
             lost, corrupt = stats.lost, stats.corrupt
+        if not tune:
+            raise _Skip()
         # (b) practice, tuning from 1 breath/min away, a timed session (session_min) that ends
         # with its summary
         settings = {"mode": "practice", "resonance_mbpm": p["tune_start_mbpm"], "tuning": True,
@@ -180,6 +194,8 @@ def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=Fal
         row.update(tune_final_mbpm=summary["rate_mbpm"], tune_breaths=summary["breaths"],
                    tune_mode=summary["mode"], tune_min=round(summary["t_ms"] / 60000.0, 2))
         row.update(lost=lost + stats.lost, corrupt=corrupt + stats.corrupt)
+    except _Skip:
+        row.update(lost=lost, corrupt=corrupt)
     except VagalError as e:
         row["error"] = str(e)
     fr = p["resonance_bpm"]
@@ -213,10 +229,11 @@ def pick_people(n, seed0=1, start=None):
 
 
 def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN, assess=True,
-                   trace=False, start=None):
+                   trace=False, start=None, tune=True):
     """n people (seeds seed0..), each on a virtual board, `workers` at a time in worker processes.
     start "below"/"above": only people whose tuning starts below/above their resonance (the next
-    n such seeds; while investigating one side); assess False: tuning only (half the time).
+    n such seeds; while investigating one side); assess False: tuning only (half the time); tune
+    False: assessment only.
 
     -> {"rows": [...], "assessment_within": share, "tuning_within": share, ...}; a person whose board
     failed counts as a miss (their row says why)."""
@@ -233,7 +250,7 @@ def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN, 
     ctx = multiprocessing.get_context("spawn")  # no forked copies of a threaded parent
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, n), mp_context=ctx) as pool:
         rows = list(pool.map(run_person, people, [step_s] * n, [practice_min] * n, [assess] * n,
-                             [trace] * n))
+                             [trace] * n, [tune] * n))
     return {
         "n": n,
         "workers": workers,
@@ -242,7 +259,7 @@ def run_population(n, workers, seed0=1, step_s=None, practice_min=PRACTICE_MIN, 
         "assess_step_s": step_s,
         "rows": rows,
         "assessment_within": _within([r["assess_err_bpm"] for r in rows]) if assess else None,
-        "tuning_within": _within([r["tune_err_bpm"] for r in rows]),
+        "tuning_within": _within([r["tune_err_bpm"] for r in rows]) if tune else None,
         "failed": sum(1 for r in rows if "error" in r),
         "wall_s": round(time.monotonic() - t0, 1),
     }
@@ -263,8 +280,9 @@ def report(result):
     if result["assessment_within"] is not None:
         lines.append("assessment within +-%.2f breaths/min: %.0f %% of %d" % (
             result["tolerance_bpm"], 100 * result["assessment_within"], result["n"]))
-    lines.append("tuning from 1 breath/min away, %g min: within +-%.2f: %.0f %% of %d" % (
-        result["practice_min"], result["tolerance_bpm"], 100 * result["tuning_within"], result["n"]))
+    if result["tuning_within"] is not None:
+        lines.append("tuning from 1 breath/min away, %g min: within +-%.2f: %.0f %% of %d" % (
+            result["practice_min"], result["tolerance_bpm"], 100 * result["tuning_within"], result["n"]))
     lines.append("%d boards failed; %.0f s wall with %d workers" % (
         result["failed"], result["wall_s"], result["workers"]))
     return "\n".join(lines)
@@ -278,6 +296,7 @@ def main(argv=None):
     ap.add_argument("--step-s", type=int, help="assessment step length, s (default: the board's, 120)")
     ap.add_argument("--practice-min", type=float, default=PRACTICE_MIN)
     ap.add_argument("--no-assess", action="store_true", help="tuning only (half the time)")
+    ap.add_argument("--no-tune", action="store_true", help="assessment only")
     ap.add_argument("--start", choices=("below", "above"),
                     help="only people whose tuning starts below/above their resonance")
     ap.add_argument("--trace", action="store_true",
@@ -286,7 +305,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         result = run_population(args.n, args.workers, args.seed0, args.step_s, args.practice_min,
-                                not args.no_assess, args.trace, args.start)
+                                not args.no_assess, args.trace, args.start, not args.no_tune)
     except VagalError as e:
         print("vagal population: %s" % e, file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import math
 
 from portable import assert_raises, no_alloc
 from fake_meter import FakeMeter as _FakeMeter
-from vagal.assessment import Assessment
+from vagal.assessment import REFINE_SWING, Assessment
 from vagal.tuner import MODE_PROBE, Tuner
 from vagal.ticks import ticks_add
 
@@ -106,3 +106,44 @@ def test_tuner_stays_in_bounds_and_can_be_switched_off():
         off.update(ticks_add(i * 10000000, 10000000))
     assert off.rate_mbpm == 6000 and off.center_mbpm == 6000
     assert_raises(ValueError, Tuner, m2, 8000)
+
+
+def _assess(a, m, fr, q, lead=None):
+    """Run the assessment on a noiseless resonance curve (A_r 15 bpm); lead: (fit, phase) of the
+    breaths that begin in the first 30 s (a person who only starts to follow the light)."""
+    t = 0
+    a.start(t)
+    while a.state == Assessment.RUNNING:
+        period = 60000000000 // a.rate_mbpm
+        start = t
+        t = ticks_add(t, period)
+        x = q * (a.rate_mbpm / fr - fr / a.rate_mbpm)
+        fit, phase = int(150 / math.sqrt(1 + x * x)), int(math.degrees(math.atan(x)))
+        if lead is not None and start < 30000000:
+            fit, phase = lead
+        m.breath(start, fit, phase)
+        a.update(t)
+    return a
+
+
+def test_first_step_ignores_the_lead_in():
+    # On the virtual board the first breaths of a session are unpaced (the person needs two
+    # troughs of the light) and the swing builds up from spontaneous breathing: 2-3 breaths with
+    # a third of the swing pulled the 6.5/min step 15-25 % low and the peak toward slower rates
+    m = _FakeMeter()
+    a = _assess(Assessment(m), m, 6300, 2.0, lead=(40, 75))
+    x = 2.0 * (6500 / 6300 - 6300 / 6500)
+    steady = int(150 / math.sqrt(1 + x * x))
+    rows = a.table()
+    assert rows[0][3] == steady and rows[0][1] >= 6, rows[0]
+    assert abs(a.result_mbpm - 6300) <= 100, a.result_mbpm
+
+
+def test_resonance_curve_finds_a_peak_between_or_beyond_the_grid():
+    # Swing alone (refine=REFINE_SWING): the parabola through the largest swing and its two
+    # neighbours cannot leave an end of the grid (6300 -> 6500, 4700 -> 4500); the resonance curve
+    # fitted to all five rates lands within 50 mbpm
+    for fr, q in ((6300, 2.0), (4700, 1.6), (5250, 1.5), (5800, 3.0)):
+        m = _FakeMeter()
+        a = _assess(Assessment(m, refine=REFINE_SWING), m, fr, q)
+        assert abs(a.result_mbpm - fr) <= 50, (fr, a.result_mbpm, a.table())
