@@ -448,6 +448,21 @@ def test_tuning_can_be_switched_off_and_on_mid_practice(tmp_path):
         "set tuning=0", "set tuning=1", "set resonance_mbpm=5200"]
 
 
+def test_defaults_mid_practice_move_the_running_pacer_to_the_default_rate(tmp_path):
+    write_settings(tmp_path, mode="practice", rate_mbpm=5000, tuning=False)
+    app, board = boot(tmp_path)
+    run_for(app, board, 3)
+    assert app.pacer.target_mbpm == 5000
+    board.send("defaults 1\n")
+    run_for(app, board, 0.1)
+    assert replies(board, 1)[0]["text"] == "defaults restored"
+    # the defaults: tuning on, practice at rate_mbpm 6000 (no resonance stored): a new tuner there
+    assert app.running and app.pacer.target_mbpm == 6000
+    assert type(app.ctrl).__name__ == "Tuner" and app.ctrl.start_mbpm == 6000
+    run_for(app, board, 5)
+    assert app.pacer.rate_mbpm == 6000  # glided there, not jumped (the glide is tested above)
+
+
 def test_any_mode_date_status_or_set_line_gets_exactly_one_answer(tmp_path):
     from hypothesis import given, settings as hsettings, strategies as st
 

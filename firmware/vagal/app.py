@@ -240,7 +240,8 @@ class App:
         if mode == "pace":
             p.set_rate(s.get("rate_mbpm"), True)
         elif mode == "practice":
-            if key in ("rate_mbpm", "resonance_mbpm") or (key == "tuning" and self.ctrl is None):
+            # key None: every setting may have changed (defaults restored): start over from them
+            if key in (None, "rate_mbpm", "resonance_mbpm") or (key == "tuning" and self.ctrl is None):
                 self._start_controller(now, True)
             elif key == "tuning":
                 self.ctrl.set_enabled(s.get("tuning"), now)
