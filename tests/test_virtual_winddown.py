@@ -33,3 +33,26 @@ def test_winddown_20_minutes_on_the_virtual_board(tmp_path):
     assert summary[3] == b"winddown" and int(summary[7]) == 5500, summary
     errors = [p for p in lines if p[0] == b"log" and p[2] == b"error"]
     assert not errors, errors
+
+
+def test_haptic_only_winddown_is_followed_by_touch(tmp_path):
+    """With the light off (winddown_haptic_only) the simulated person feels the motor's cues
+    (host/virtual_board/fakes/machine.py, LightWatcher) and breathes with them: the heart rate
+    swings in step with the pacer, so the ramp is not held to its limit (1.5 x its length)."""
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"mode": "winddown", "winddown_min": 4, "resonance_mbpm": 5500,
+                                    "winddown_haptic_only": True}))
+    with VirtualBoard(speed="max", settings_path=str(settings), respawn=False,
+                      person=person_spec(seed=9, hr=64, adherence=1.0)) as vb:
+        lines = _lines(vb.port, lambda p: p[0] == b"session" and p[3] == b"stop", 120)
+        log = vb.log_text()
+    stop = [p for p in lines if p[0] == b"session" and p[3] == b"stop"]
+    assert stop and stop[-1][4] == b"auto", log[-500:]
+    t_stop = int(stop[-1][2])
+    assert max(int(p[6]) for p in lines if p[0] == b"pacer") == 0  # dark throughout
+    breaths = [(int(p[2]), int(p[3]), int(p[5]), int(p[6])) for p in lines if p[0] == b"breath"]
+    later = [b for b in breaths if b[0] > 60000]
+    locked = [b for b in later if b[1] and b[2] >= 20 and abs(b[3]) <= 100]
+    # the HR follows the felt pacer: most breaths swing >= 2 bpm at a steady phase
+    assert len(locked) >= 0.7 * len(later), breaths
+    assert 240000 <= t_stop <= 300000, t_stop  # held for at most a quarter, not the half it may

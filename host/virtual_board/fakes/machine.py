@@ -13,9 +13,10 @@ The ADC reads a source (configured from the environment by the launcher, see con
                            played in a loop (at the ADC rate it is copied block-wise: cheap)
   VAGAL_VIRTUAL_PERSON     "seed=1,hr=65,resonance=0.09,adherence=0.9,..." - a simulated person
                            (keys: configure() below; q, hrnoise, jitter, pwander, drift: realism)
-                           (host/virtual_board/person.py) who breathes with the pacer LED: the LED
-                           duty the app sets is watched for its turning points (LightWatcher), and
-                           the person is told the pacer phase they see.
+                           (host/virtual_board/person.py) who breathes with the pacer: the LED
+                           duty the app sets is watched for its turning points, and with the light
+                           off or too dim to see, the motor's cues (LightWatcher); the person is
+                           told the pacer phase they perceive.
   VAGAL_VIRTUAL_BUTTON     "t_s:dur_s,..." button presses (virtual seconds from start).
   VAGAL_VIRTUAL_HEAP_S     every this many virtual seconds: gc.collect() and, on a new maximum,
                            "virtual board: heap app_live=<bytes> fakes=<bytes> t_s=<s>" on stderr -
@@ -183,59 +184,107 @@ class ConstSource:
             dst[j + q] = self.c
 
 
-class LightWatcher:
-    """What a person sees of the pacer: the LED duty's troughs (start of inhale) and peaks.
+class _Turns:
+    """Inhale starts (last two) and the last exhale start perceived through one sense."""
 
-    phase(t) = time since the last trough / the last trough-to-trough period, in [0, 1);
-    None until two troughs have been seen, or when the light has not turned for 3 periods.
+    def __init__(self):
+        self.troughs = []
+        self.peak_t = -1
+        self.split = None  # the inhale's share of the last whole breath seen
+
+    def inhale(self, t_us):
+        tr = self.troughs
+        tr.append(t_us)
+        if len(tr) > 2:
+            tr.pop(0)
+        if len(tr) == 2 and tr[0] < self.peak_t < tr[1]:
+            self.split = (self.peak_t - tr[0]) / (tr[1] - tr[0])
+
+    def phase(self, t_us, stale):
+        """Phase in [0, 1) from the last period, or None if unknown or stale (periods)."""
+        tr = self.troughs
+        if len(tr) < 2:
+            return None
+        period = tr[1] - tr[0]
+        if period <= 0 or t_us - tr[1] > stale * period:
+            return None
+        p = (t_us - tr[1]) / period
+        return p - int(p)
+
+
+class LightWatcher:
+    """What a person perceives of the pacer: the LED duty's troughs (start of inhale) and peaks
+    while the light is seen (on within the last 20 s), else the motor's cues (vagal.pacer: one long
+    pulse at the start of inhale, two short ones at the start of exhale), so a person at a dark
+    bedside or with the light off (winddown_haptic_only) still follows by touch.
+
+    phase(t) = time since the last inhale start / the last inhale-to-inhale period, in [0, 1);
+    None until two inhale starts have been perceived, or when nothing has turned for 3 periods.
     """
 
     HYST = 1300  # 2 % of full scale
+    FELT = 1300  # motor duty a hand or body feels (2 % of full drive; cues run at 20-100 %)
+    CUE_GAP_US = 200000  # motor off longer than this: the next pulse starts a new cue
+    LONG_PULSE_US = 75000  # the inhale cue's one pulse is 90 ms, the exhale cue's two are 50 ms
+    LIGHT_GONE_US = 20000000  # light not above HYST for a breath at 3/min: no longer seen, touch leads
 
     def __init__(self):
         self.rising = True
         self.ext = 0
         self.ext_t = 0
-        self.troughs = []  # last two trough times (us)
-        self.last_turn = 0
-        self.peak_t = -1
-        self.split = None  # the inhale's share of the last whole breath seen (trough, peak, trough)
+        self.light = _Turns()
+        self.touch = _Turns()
+        self.m_on = False
+        self.m_on_t = 0
+        self.m_off_t = -10 * self.CUE_GAP_US
+        self.cue_t = 0
+        self.cue_pulses = 0
+        self.lit_t = -2 * self.LIGHT_GONE_US  # when the light was last seen on
+        self._sense = self.light
 
     def led(self, duty, t_us):
+        if duty >= self.HYST:
+            self.lit_t = t_us
         if self.rising:
             if duty > self.ext:
                 self.ext, self.ext_t = duty, t_us
             elif duty < self.ext - self.HYST:
                 self.rising = False
-                self.last_turn = self.ext_t
-                self.peak_t = self.ext_t
+                self.light.peak_t = self.ext_t
                 self.ext, self.ext_t = duty, t_us
         else:
             if duty < self.ext:
                 self.ext, self.ext_t = duty, t_us
             elif duty > self.ext + self.HYST:
                 self.rising = True
-                self.last_turn = self.ext_t
-                self.troughs.append(self.ext_t)
-                if len(self.troughs) > 2:
-                    self.troughs.pop(0)
-                if len(self.troughs) == 2 and self.troughs[0] < self.peak_t < self.troughs[1]:
-                    self.split = (self.peak_t - self.troughs[0]) / (self.troughs[1] - self.troughs[0])
+                self.light.inhale(self.ext_t)
                 self.ext, self.ext_t = duty, t_us
 
-    def phase(self, t_us):
-        if len(self.troughs) < 2:
-            return None
-        period = self.troughs[1] - self.troughs[0]
-        if period <= 0 or t_us - self.troughs[1] > 3 * period:
-            return None
-        p = (t_us - self.troughs[1]) / period
-        return p - int(p)
+    def motor(self, duty, t_us):
+        on = duty >= self.FELT
+        if on and not self.m_on:
+            self.m_on = True
+            self.m_on_t = t_us
+            if t_us - self.m_off_t > self.CUE_GAP_US:
+                self.cue_t = t_us
+                self.cue_pulses = 0
+            self.cue_pulses += 1
+        elif self.m_on and not on:
+            self.m_on = False
+            self.m_off_t = t_us
+            if self.cue_pulses == 1 and t_us - self.m_on_t >= self.LONG_PULSE_US:
+                self.touch.inhale(self.cue_t)
+            elif self.cue_pulses == 2:
+                self.touch.peak_t = self.cue_t
 
-    def period_s(self):
-        if len(self.troughs) < 2:
-            return None
-        return (self.troughs[1] - self.troughs[0]) / 1000000
+    def phase(self, t_us):
+        self._sense = self.light if t_us - self.lit_t <= self.LIGHT_GONE_US else self.touch
+        return self._sense.phase(t_us, 3)
+
+    @property
+    def split(self):
+        """The inhale's share as perceived through the sense phase() last used."""
+        return self._sense.split
 
 
 # ------------------------------------------------------------------ simulation state
@@ -652,6 +701,7 @@ class PWM:
             sim.watcher.led(d, _vt.elapsed_us())
         elif _pins is not None and self.pin == _pins.MOTOR_PWM:
             sim.motor_duty = d
+            sim.watcher.motor(d, _vt.elapsed_us())
 
     def deinit(self):
         self._d = 0
