@@ -26,13 +26,16 @@ class Assessment:
     """The stepped protocol. start(now_us); then update(now_us) after each meter.pace(); read rate_mbpm.
 
     Each step runs step_s seconds at one rate; the first settle_breaths breaths that begin after the
-    step starts are skipped (the body follows a new rate within a breath or two); invalid breaths
+    step starts are skipped (the body follows a new rate within a breath or two), in the first step
+    also every breath that begins in the first lead_in_s seconds (the person only starts to follow
+    the light, and the HR response of spontaneous breathing - small swing, ~75 deg lag - takes
+    ~3 time constants to settle: it pulled the 6.5/min step's swing 15-25 % low); invalid breaths
     (poor signal, rejected beats) are ignored and the step is extended, up to twice its length, until
     min_breaths valid breaths are in. Rule (docs/resonance.md): among rates with >= 3 valid breaths,
     those whose mean swing is within tie_pct of the largest are candidates; the one whose mean phase
     is nearest 0 deg wins (phases within 10 deg count as equal; then higher coherence). If refine,
-    the result moves toward the larger neighbour by a parabola through the swings around it (at most
-    half a step, rounded to 50 mbpm).
+    the stored result is the mean of the peak of the resonance curve fitted to all rates' swings
+    and of the rate where the phase line crosses 0 (_estimate), rounded to 50 mbpm.
     """
 
     IDLE = 0
@@ -188,34 +191,6 @@ class Assessment:
                     pick = i
         return pick
 
-    def _swing_vertex(self):
-        """Rate of the largest swing, moved to the vertex of the parabola through it and its
-        neighbours (at most half a step); -1 without data."""
-        i = -1
-        top = -1
-        for k in range(len(self.rates)):
-            if self.n[k] >= 3 and self.metric_x10(k) > top:
-                top = self.metric_x10(k)
-                i = k
-        if i < 0:
-            return -1
-        r = self.rates[i]
-        if i == 0 or i == len(self.rates) - 1 or self.n[i - 1] < 3 or self.n[i + 1] < 3:
-            return r
-        ya = self.metric_x10(i - 1)
-        yb = self.metric_x10(i + 1)
-        den = ya - 2 * top + yb
-        if den >= 0:
-            return r
-        h = (self.rates[i + 1] - self.rates[i - 1]) // 2  # signed (rates may run either way)
-        off = h * (ya - yb) // (2 * den)
-        lim = abs(h) // 2
-        if off > lim:
-            off = lim
-        elif off < -lim:
-            off = -lim
-        return r + off
-
     def _curve_vertex(self):
         """Peak of the resonance curve fitted to the swings of all rates (mbpm), or -1.
 
@@ -356,7 +331,12 @@ class Assessment:
         return lo, hi
 
     def _estimate(self, pick):
-        """The result: the mean of the swing vertex and the phase zero crossing (see docstring)."""
+        """The result: the mean of the resonance curve's peak and the phase zero crossing.
+
+        A swing curve without a peak says nothing about where the peak is: then the phase alone.
+        A peak beyond the tested rates is an extrapolation of a curve fitted to a few % of
+        differences: it counts at the end of the tested range (the phase line, monotonic and
+        nearly straight, may reach 250 mbpm beyond it)."""
         if not self.refine:
             return self.rates[pick]
         total = 0
@@ -365,13 +345,10 @@ class Assessment:
             v = self._curve_vertex()
             if v > 0:
                 lo, hi = self._tested_range()
-                if v < lo - 250:
-                    v = lo - 250
-                elif v > hi + 250:
-                    v = hi + 250
-            else:
-                v = self._swing_vertex()
-            if v > 0:
+                if v < lo:
+                    v = lo
+                elif v > hi:
+                    v = hi
                 total += v
                 count += 1
         if self.refine & REFINE_PHASE:

@@ -7,17 +7,19 @@ the default, loads only this small one. Rules and measured accuracy: docs/resona
 
 from vagal.resonance import (ABS_MAX_MBPM, ABS_MIN_MBPM, FIT_MIN_X10, atan2_deg, cos_deg,
                              sin_deg)
+from vagal.hrv import isqrt
 from vagal.ticks import ticks_diff
 
 MODE_PHASE = 1  # Tuner(mode=...)
 MODE_PROBE = 2
-# The phase line's slope, deg per 10 mbpm x100. Near resonance the phase changes by
-# (180/pi) 2Q/f_r deg per breath/min: 26-76 for Q 1.5-3 at 4.5-6.5/min; the prior is their
-# geometric mean, the bounds the physically possible range with margin.
-SLOPE_PRIOR_X100 = 78
-SLOPE_MIN_X100 = 26
-SLOPE_MAX_X100 = 210
-SLOPE_WEIGHT = 2800  # (10 mbpm)^2: the prior counts as much as blocks spread by +-0.5 breaths/min
+# The phase line. tan(phase) = Q (f/f_r - f_r/f), so f tan(phase) = (Q/f_r) f^2 - Q f_r is a
+# straight line in f^2 crossing 0 at f_r^2 exactly. Units: f = rate / 10 mbpm, x = (f^2 - f_start^2)
+# / 256, y = 100 tan(phase) f / 550; its slope dy/dx = 46.5 Q / f_r is 0.11-0.31 for Q 1.5-3 at
+# 4.5-6.5/min. x1000: the prior is their geometric mean, the bounds the possible range with margin.
+SLOPE_PRIOR_X1000 = 180
+SLOPE_MIN_X1000 = 60
+SLOPE_MAX_X1000 = 500
+SLOPE_WEIGHT = 52000  # x^2: the prior counts as much as blocks spread by +-0.5 breaths/min
 LINE_BLOCKS = 16  # then older blocks fade (x3/4): ~10-15 minutes of memory, a drifting resonance is followed
 
 
@@ -141,28 +143,35 @@ class Tuner:
             d = 60
         elif d < -60:
             d = -60
-        y = 100 * sin_deg(d) // cos_deg(d)  # tan, x100: linear in the rate near resonance
-        x = (self.rate_mbpm - self.start_mbpm) // 10
+        f = self.rate_mbpm // 10
+        f0 = self.start_mbpm // 10
+        x = (f * f - f0 * f0) >> 8
+        y = sin_deg(d) * f // cos_deg(d) * 100 // 550  # 100 tan(phase) f / 550
         self._bn += 1
         self._bx += x
         self._by += y
         self._bxx += x * x
         self._bxy += x * y
         n = self._bn
-        # slope in deg per 10 mbpm = num / den
-        num = n * self._bxy - self._bx * self._by + n * SLOPE_WEIGHT * SLOPE_PRIOR_X100 // 100
-        den = n * self._bxx - self._bx * self._bx + n * SLOPE_WEIGHT
+        # slope = num / den (x1000 folded into the prior term)
+        num = 1000 * (n * self._bxy - self._bx * self._by) + n * SLOPE_WEIGHT * SLOPE_PRIOR_X1000
+        den = 1000 * (n * self._bxx - self._bx * self._bx + n * SLOPE_WEIGHT)
         while den >= 16384 or num >= 16384 or num <= -16384:
             num >>= 1
             den >>= 1
         if den < 1:
             den = 1
-        if num * 100 < SLOPE_MIN_X100 * den:
-            num = SLOPE_MIN_X100 * den // 100 + 1
-        elif num * 100 > SLOPE_MAX_X100 * den:
-            num = SLOPE_MAX_X100 * den // 100
+        if num * 1000 < SLOPE_MIN_X1000 * den:
+            num = SLOPE_MIN_X1000 * den // 1000 + 1
+        elif num * 1000 > SLOPE_MAX_X1000 * den:
+            num = SLOPE_MAX_X1000 * den // 1000
         x0 = (self._bx * num - self._by * den) // (n * num)
-        return self.start_mbpm + 10 * x0
+        sq = f0 * f0 + (x0 << 8)  # f_r^2 where the line crosses 0
+        if sq < ABS_MIN_MBPM * ABS_MIN_MBPM // 100:
+            return ABS_MIN_MBPM
+        if sq > ABS_MAX_MBPM * ABS_MAX_MBPM // 100:
+            return ABS_MAX_MBPM
+        return 10 * isqrt(sq)
 
     def update(self, now_us):
         """Advance the tuning; True when rate_mbpm changed."""
