@@ -17,7 +17,6 @@ from vagal.ticks import ticks_diff
 DEFAULT_RATES = (6500, 6000, 5500, 5000, 4500)
 PHASE_TIE_DEG = 10  # mean phases closer than this count as equal
 PHASE_FIT_DEG = 70  # rates whose mean phase is within this enter the phase line
-CURVE_CENTER_MBPM = 5500  # the resonance curve is fitted in g = (rate / this)**2
 REFINE_SWING = 1  # Assessment(refine=...) bits
 REFINE_PHASE = 2
 
@@ -44,7 +43,7 @@ class Assessment:
     FAILED = 3
 
     def __init__(self, meter, rates=DEFAULT_RATES, step_s=120, settle_breaths=1, min_breaths=6,
-                 tie_pct=10, refine=REFINE_SWING | REFINE_PHASE, use_fit=True, lead_in_s=30):
+                 tie_pct=10, refine=REFINE_SWING | REFINE_PHASE, lead_in_s=30):
         n = len(rates)
         if n < 1 or n > 16:
             raise ValueError("assessment needs 1..16 rates")
@@ -55,12 +54,13 @@ class Assessment:
             raise ValueError("assessment step must be 30..600 s")
         self.meter = meter
         self.rates = array("i", rates)
+        self.lo_mbpm = min(rates)  # the tested range
+        self.hi_mbpm = max(rates)
         self.step_ms = step_s * 1000
         self.settle_breaths = settle_breaths
         self.min_breaths = min_breaths
         self.tie_pct = tie_pct
         self.refine = refine
-        self.use_fit = use_fit
         self.lead_in_us = lead_in_s * 1000000
         self.n = array("i", [0] * n)  # valid breaths per rate
         self.swing_sum = array("i", [0] * n)  # x10
@@ -87,6 +87,7 @@ class Assessment:
         self.state = Assessment.RUNNING
         self.result_mbpm = 0
         self.best_index = -1
+        self._top = 0
         self._begin(0, now_us)
 
     def _begin(self, step, now_us):
@@ -147,38 +148,27 @@ class Assessment:
     def mean_fit_x10(self, i):
         return self.fit_sum[i] // self.n[i] if self.n[i] else 0
 
-    def metric_x10(self, i):
-        """The swing the rule compares: the fitted swing if use_fit, else the beats' max - min."""
-        return self.mean_fit_x10(i) if self.use_fit else self.mean_swing_x10(i)
-
     def mean_phase_deg(self, i):
         return atan2_deg(self.phase_s[i], self.phase_c[i]) if self.n[i] else 0
 
     def mean_coherence_x100(self, i):
         return self.coh_sum[i] // self.coh_n[i] if self.coh_n[i] else INVALID
 
-    def table(self):
-        """Rows (rate_mbpm, valid_breaths, swing_x10, fit_x10, phase_deg, coherence_x100)."""
-        rows = []
-        for i in range(len(self.rates)):
-            rows.append((self.rates[i], self.n[i], self.mean_swing_x10(i), self.mean_fit_x10(i),
-                         self.mean_phase_deg(i), self.mean_coherence_x100(i)))
-        return rows
-
     def choose(self):
         """Index of the chosen tested rate by the documented rule, or -1 without enough data."""
         best = -1
         top = 0
         for i in range(len(self.rates)):
-            if self.n[i] >= 3 and self.metric_x10(i) > top:
-                top = self.metric_x10(i)
+            if self.n[i] >= 3 and self.mean_fit_x10(i) > top:
+                top = self.mean_fit_x10(i)
                 best = i
+        self._top = top
         if best < 0:
             return -1
         floor = top - top * self.tie_pct // 100
         pick = best
         for i in range(len(self.rates)):
-            if i == pick or self.n[i] < 3 or self.metric_x10(i) < floor:
+            if i == pick or self.n[i] < 3 or self.mean_fit_x10(i) < floor:
                 continue
             a = abs(self.mean_phase_deg(i))
             b = abs(self.mean_phase_deg(pick))
@@ -187,7 +177,7 @@ class Assessment:
             elif a <= b + PHASE_TIE_DEG and b <= a + PHASE_TIE_DEG:
                 ca = self.mean_coherence_x100(i)
                 cb = self.mean_coherence_x100(pick)
-                if ca > cb or (ca == cb and self.metric_x10(i) > self.metric_x10(pick)):
+                if ca > cb or (ca == cb and self.mean_fit_x10(i) > self.mean_fit_x10(pick)):
                     pick = i
         return pick
 
@@ -201,58 +191,36 @@ class Assessment:
         Weights: valid breaths x (swing / largest)^2 (1/A^2 magnifies the noise of small swings).
         -1 with fewer than 4 rates of >= 3 valid breaths or without a peak (c1 or c2 <= 0).
         """
-        top = 0
+        top = self._top  # the largest swing (choose() found it)
+        pts = []  # (a, b, y, w) per rate; allocated once, at the end of the assessment
         for k in range(len(self.rates)):
-            if self.n[k] >= 3 and self.metric_x10(k) > top:
-                top = self.metric_x10(k)
-        if top <= 0:
-            return -1
-        c10 = CURVE_CENTER_MBPM // 10
-        m = 0
-        sw = 0
-        sa = 0
-        sb = 0
-        sy = 0
-        for pass_ in (0, 1):
-            if pass_ == 1:
-                if m < 4 or sw <= 0:
-                    return -1
-                am = sa // sw
-                bm = sb // sw
-                ym = sy // sw
-                caa = cbb = cab = cay = cby = 0
-            for k in range(len(self.rates)):
-                n = self.n[k]
-                if n < 3:
-                    continue
+            n = self.n[k]
+            if n >= 3 and top > 0:
                 r = self.rates[k] // 10
-                g = r * r * 256 // (c10 * c10)  # (f / 5.5)^2, x256
-                a = g - 256
-                b = 65536 // g - 256  # 1/g - 1, x256
-                fit = self.metric_x10(k)
-                if fit * 4 < top:
-                    fit = top // 4
+                g = r * r * 256 // 302500  # g = (f / 5.5/min)^2, x256
+                fit = max(self.mean_fit_x10(k), top // 4)
                 q = top * 64 // fit
-                y = q * q // 16  # (top / A)^2, x256
                 p = fit * 8 // top
-                w = (n if n < 16 else 16) * p * p // 16
-                if pass_ == 0:
-                    m += 1
-                    sw += w
-                    sa += w * a
-                    sb += w * b
-                    sy += w * y
-                else:
-                    a -= am
-                    b -= bm
-                    y -= ym
-                    caa += w * a * a
-                    cbb += w * b * b
-                    cab += w * a * b
-                    cay += w * a * y
-                    cby += w * b * y
-        while (caa >= 16384 or cbb >= 16384 or cab >= 16384 or cab <= -16384 or cay >= 16384
-               or cay <= -16384 or cby >= 16384 or cby <= -16384):
+                pts.append((g - 256, 65536 // g - 256, q * q // 16, min(n, 16) * p * p // 16))
+        m = [0, 0, 0, 0]  # weighted sums of a, b, y and the weights
+        for pt in pts:
+            for j in range(3):
+                m[j] += pt[3] * pt[j]
+            m[3] += pt[3]
+        if len(pts) < 4 or m[3] <= 0:
+            return -1
+        caa = cbb = cab = cay = cby = 0
+        for pt in pts:
+            a = pt[0] - m[0] // m[3]
+            b = pt[1] - m[1] // m[3]
+            y = pt[2] - m[2] // m[3]
+            w = pt[3]
+            caa += w * a * a
+            cbb += w * b * b
+            cab += w * a * b
+            cay += w * a * y
+            cby += w * b * y
+        while max(caa, cbb, abs(cab), abs(cay), abs(cby)) >= 16384:
             caa >>= 1
             cbb >>= 1
             cab >>= 1
@@ -269,13 +237,10 @@ class Assessment:
             n2 >>= 1
         if n1 == 0:
             return -1
-        ratio = n2 * 65536 // n1  # c2/c1 = g^2 at the peak, x65536
-        if ratio < 16384:
-            ratio = 16384
-        elif ratio > 262143:  # peak within 0.71..1.41 x 5.5/min; ratio * 4096 stays < 2**30
-            ratio = 262143
+        # c2/c1 = g^2 at the peak, x65536: within 0.71..1.41 x 5.5/min (ratio * 4096 < 2**30)
+        ratio = min(max(n2 * 65536 // n1, 16384), 262143)
         root4 = isqrt(isqrt(ratio * 4096) * 16384)  # (c2/c1)^(1/4), x16384
-        return CURVE_CENTER_MBPM * root4 // 16384
+        return 5500 * root4 // 16384
 
     def _phase_zero(self):
         """Rate where a least-squares line through (rate, mean phase) crosses 0, or -1.
@@ -312,23 +277,7 @@ class Assessment:
         if cxy == 0:
             return -1
         x0 = (sx * cxy - sy * cxx) * 50 // (n * cxy)  # mbpm
-        lo, hi = self._tested_range()
-        if x0 < lo - 250:
-            x0 = lo - 250
-        elif x0 > hi + 250:
-            x0 = hi + 250
-        return x0
-
-    def _tested_range(self):
-        lo = self.rates[0]
-        hi = lo
-        for k in range(len(self.rates)):
-            r = self.rates[k]
-            if r < lo:
-                lo = r
-            if r > hi:
-                hi = r
-        return lo, hi
+        return min(max(x0, self.lo_mbpm - 250), self.hi_mbpm + 250)
 
     def _estimate(self, pick):
         """The result: the mean of the resonance curve's peak and the phase zero crossing.
@@ -344,12 +293,7 @@ class Assessment:
         if self.refine & REFINE_SWING:
             v = self._curve_vertex()
             if v > 0:
-                lo, hi = self._tested_range()
-                if v < lo:
-                    v = lo
-                elif v > hi:
-                    v = hi
-                total += v
+                total += min(max(v, self.lo_mbpm), self.hi_mbpm)
                 count += 1
         if self.refine & REFINE_PHASE:
             v = self._phase_zero()

@@ -5,13 +5,11 @@ Reads a vagal.resonance.ResonanceMeter after it judged a breath and tells the pa
 the default, loads only this small one. Rules and measured accuracy: docs/resonance.md.
 """
 
+from vagal.hrv import isqrt
 from vagal.resonance import (ABS_MAX_MBPM, ABS_MIN_MBPM, FIT_MIN_X10, atan2_deg, cos_deg,
                              sin_deg)
-from vagal.hrv import isqrt
 from vagal.ticks import ticks_diff
 
-MODE_PHASE = 1  # Tuner(mode=...)
-MODE_PROBE = 2
 # The phase line. tan(phase) = Q (f/f_r - f_r/f), so f tan(phase) = (Q/f_r) f^2 - Q f_r is a
 # straight line in f^2 crossing 0 at f_r^2 exactly. Units: f = rate / 10 mbpm, x = (f^2 - f_start^2)
 # / 256, y = 100 tan(phase) f / 550; its slope dy/dx = 46.5 Q / f_r is 0.11-0.31 for Q 1.5-3 at
@@ -24,38 +22,27 @@ LINE_BLOCKS = 16  # then older blocks fade (x3/4): ~10-15 minutes of memory, a d
 
 
 class Tuner:
-    """Closed-loop practice: keeps nudging the rate toward the largest swing, never jumping.
+    """Closed-loop practice: keeps moving the rate toward resonance, never jumping.
 
-    mode MODE_PHASE (default): the pacer stays at the centre rate; every probe_breaths valid breaths
-    the mean HR/pacer phase is taken (a lag, phase > 0, means the rate is above resonance: the swing
-    grows by slowing down, a lead by speeding up) and the centre moves toward the rate where the
-    phase line through all blocks so far crosses 0 (_line_target). Breaths that began in the first
-    lead_in_s seconds are not used: the person only starts to follow the light, and the HR
-    response of spontaneous breathing (small swing, ~75 deg lag) takes ~3 time constants to settle.
-    mode MODE_PROBE: the pacer alternates centre + probe and centre - probe for probe_breaths valid
-    breaths each (the first settle_breaths at each side skipped); after each side the mean swing of
-    the last two sides is compared and the centre moves toward the better side by gain * relative
-    difference. Either way a move is at most speed_mbpm_min per minute of elapsed time, inside
-    [start - span, start + span] and 4000..7000 mbpm, and the pacer glides (phase-continuous).
-    enabled False parks the pacer at the centre.
+    The pacer stays at the centre rate; every block_breaths valid breaths (with a fitted swing of
+    at least 1 bpm) their mean HR/pacer phase is taken (a lag, phase > 0, means the rate is above
+    resonance, a lead below) and the centre moves toward the rate where the phase line through the
+    blocks so far crosses 0 (_line_target). Breaths that began in the first lead_in_s seconds are
+    not used: the person only starts to follow the light, and the HR response of spontaneous
+    breathing (small swing, ~75 deg lag: "above resonance") takes ~3 time constants to settle.
+    A move is at most speed_mbpm_min per minute since the previous one (and at most one minute's
+    worth), inside [start - span, start + span] and 4000..7000 mbpm; the pacer glides
+    (phase-continuous). enabled False parks the pacer at the centre.
     """
 
-    def __init__(self, meter, start_mbpm, mode=1, probe_mbpm=200, probe_breaths=4,
-                 settle_breaths=1, speed_mbpm_min=250, span_mbpm=1000, gain_mbpm=1500,
-                 use_fit=True, lead_in_s=30):
+    def __init__(self, meter, start_mbpm, block_breaths=4, speed_mbpm_min=250, span_mbpm=1000,
+                 lead_in_s=30):
         if type(start_mbpm) is not int or not ABS_MIN_MBPM <= start_mbpm <= ABS_MAX_MBPM:
             raise ValueError("tuning start rate %r outside %d..%d mbpm"
                              % (start_mbpm, ABS_MIN_MBPM, ABS_MAX_MBPM))
-        if mode not in (MODE_PHASE, MODE_PROBE):
-            raise ValueError("tuning mode must be 1 (phase) or 2 (probe)")
         self.meter = meter
-        self.mode = mode
-        self.probe = probe_mbpm
-        self.probe_breaths = probe_breaths
-        self.settle_breaths = settle_breaths
+        self.block_breaths = block_breaths
         self.speed = speed_mbpm_min
-        self.gain = gain_mbpm
-        self.use_fit = use_fit
         self.lead_in_ms = lead_in_s * 1000
         self.lo = max(ABS_MIN_MBPM, start_mbpm - span_mbpm)
         self.hi = min(ABS_MAX_MBPM, start_mbpm + span_mbpm)
@@ -64,26 +51,15 @@ class Tuner:
         self.rate_mbpm = start_mbpm
         self.enabled = True
         self.steps = 0
-        self._side = 1
         self._last_us = 0
-
-    def _clamp(self, r):
-        if r < self.lo:
-            return self.lo
-        if r > self.hi:
-            return self.hi
-        return r
 
     def start(self, now_us):
         self.center_mbpm = self.start_mbpm
         self.steps = 0
         self._last_us = now_us
         self._since_step_ms = 0
-        self._prev_mean = -1  # mean swing of the previous side, -1 none
-        self._prev_rate = 0
-        self._side = 1
         self._elapsed_ms = 0
-        self._bn = 0  # phase line: blocks, sums of x (rate - start, 10 mbpm), y (phase, deg)
+        self._bn = 0  # phase line: blocks, sums of x, y, x*x, x*y (see _line_target)
         self._bx = 0
         self._by = 0
         self._bxx = 0
@@ -93,21 +69,15 @@ class Tuner:
     def set_enabled(self, on, now_us):
         """Switch tuning on/off; off parks the pacer at the centre rate."""
         self.enabled = bool(on)
-        self._prev_mean = -1
         if self.enabled:
             self._enter(now_us)
         else:
             self.rate_mbpm = self.center_mbpm
 
     def _enter(self, now_us):
-        if self.mode == MODE_PROBE:
-            self.rate_mbpm = self._clamp(self.center_mbpm + self._side * self.probe)
-        else:
-            self.rate_mbpm = self.center_mbpm
-        self._side_t0 = now_us
-        self._skip = self.settle_breaths if self.mode == MODE_PROBE else 0
+        self.rate_mbpm = self.center_mbpm
+        self._block_t0 = now_us
         self._n = 0
-        self._sum = 0
         self._pc = 0
         self._ps = 0
         self._seen = self.meter.seq
@@ -118,7 +88,8 @@ class Tuner:
             step = lim
         elif step < -lim:
             step = -lim
-        self.center_mbpm = self._clamp(self.center_mbpm + step)
+        r = self.center_mbpm + step
+        self.center_mbpm = self.lo if r < self.lo else (self.hi if r > self.hi else r)
         self._since_step_ms = 0
         self.steps += 1
 
@@ -153,9 +124,9 @@ class Tuner:
         self._bxx += x * x
         self._bxy += x * y
         n = self._bn
-        # slope = num / den (x1000 folded into the prior term)
-        num = 1000 * (n * self._bxy - self._bx * self._by) + n * SLOPE_WEIGHT * SLOPE_PRIOR_X1000
-        den = 1000 * (n * self._bxx - self._bx * self._bx + n * SLOPE_WEIGHT)
+        # slope = num / den; every term < 2**30 (n <= 16, |x| <= 732, |y| <= 220)
+        num = n * self._bxy - self._bx * self._by + n * SLOPE_WEIGHT * SLOPE_PRIOR_X1000 // 1000
+        den = n * self._bxx - self._bx * self._bx + n * SLOPE_WEIGHT
         while den >= 16384 or num >= 16384 or num <= -16384:
             num >>= 1
             den >>= 1
@@ -189,44 +160,18 @@ class Tuner:
         if m.seq == self._seen:
             return False
         self._seen = m.seq
-        if ticks_diff(m.breath_start_us, self._side_t0) < 0:
-            return False  # began before this side's rate
+        if ticks_diff(m.breath_start_us, self._block_t0) < 0:
+            return False  # began before this block's rate
         if self._elapsed_ms - ticks_diff(now_us, m.breath_start_us) // 1000 < self.lead_in_ms:
-            return False  # began in the lead-in: the person is only starting to follow the light
-        if self._skip > 0:
-            self._skip -= 1
+            return False  # began in the lead-in
+        if not m.valid or m.fit_x10 < FIT_MIN_X10:
             return False
-        if not m.valid:
-            return False
-        if self.mode == MODE_PHASE:
-            if m.fit_x10 < FIT_MIN_X10:
-                return False
-            self._pc += cos_deg(m.phase_deg)
-            self._ps += sin_deg(m.phase_deg)
-            self._n += 1
-            if self._n < self.probe_breaths:
-                return False
-            old = self.rate_mbpm
-            d = atan2_deg(self._ps, self._pc)
-            self._move(self._line_target(d) - self.center_mbpm)
-            self._enter(now_us)
-            return self.rate_mbpm != old
-        self._sum += m.fit_x10 if self.use_fit else m.swing_x10
+        self._pc += cos_deg(m.phase_deg)
+        self._ps += sin_deg(m.phase_deg)
         self._n += 1
-        if self._n < self.probe_breaths:
+        if self._n < self.block_breaths:
             return False
-        mean = self._sum // self._n
-        rate = self.rate_mbpm
-        if self._prev_mean >= 0 and rate != self._prev_rate and mean + self._prev_mean > 0:
-            # relative difference, signed toward the faster rate
-            if rate > self._prev_rate:
-                d = mean - self._prev_mean
-            else:
-                d = self._prev_mean - mean
-            rel = d * 2000 // (mean + self._prev_mean)  # x1000
-            self._move(rel * self.gain // 1000)
-        self._prev_mean = mean
-        self._prev_rate = rate
-        self._side = -self._side
+        old = self.rate_mbpm
+        self._move(self._line_target(atan2_deg(self._ps, self._pc)) - self.center_mbpm)
         self._enter(now_us)
-        return True
+        return self.rate_mbpm != old

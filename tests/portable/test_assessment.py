@@ -8,9 +8,15 @@ import math
 from portable import assert_raises, no_alloc
 from fake_meter import FakeMeter as _FakeMeter
 from vagal.assessment import REFINE_SWING, Assessment
-from vagal.tuner import MODE_PROBE, Tuner
+from vagal.tuner import Tuner
 from vagal.ticks import ticks_add
 
+
+
+def _table(a):
+    """Rows (rate, valid breaths, swing, fit, phase, coherence): what the app sends as assess_step."""
+    return [(a.rates[i], a.n[i], a.mean_swing_x10(i), a.mean_fit_x10(i), a.mean_phase_deg(i),
+             a.mean_coherence_x100(i)) for i in range(len(a.rates))]
 
 
 def _person(rate_mbpm, fr=5300):
@@ -41,7 +47,7 @@ def test_assessment_steps_down_and_picks_the_resonance_rate():
     assert a.state == Assessment.DONE
     assert abs(a.result_mbpm - 5300) <= 100, a.result_mbpm
     assert a.rate_mbpm == a.result_mbpm
-    rows = a.table()
+    rows = _table(a)
     assert len(rows) == 5 and all(r[1] >= 4 for r in rows), rows
     assert rows[0][4] > 20 and rows[4][4] < -20  # lag at the fast end, lead at the slow end
 
@@ -85,11 +91,7 @@ def test_tuner_moves_toward_resonance_at_bounded_speed():
     tu = Tuner(m, 6300, speed_mbpm_min=150)
     jump = _tune(tu, m, 10, 5300)
     assert abs(tu.center_mbpm - 5300) <= 150, tu.center_mbpm
-    assert jump <= 150 * 2, jump  # one step covers at most the minutes since the last one
-    m2 = _FakeMeter()
-    tp = Tuner(m2, 4500, mode=MODE_PROBE)
-    _tune(tp, m2, 20, 5300)
-    assert tp.center_mbpm > 4900, tp.center_mbpm  # the probe climb moves the right way
+    assert jump <= 150, jump  # one move covers at most the minute since the last one
 
 
 def test_tuner_stays_in_bounds_and_can_be_switched_off():
@@ -134,7 +136,7 @@ def test_first_step_ignores_the_lead_in():
     a = _assess(Assessment(m), m, 6300, 2.0, lead=(40, 75))
     x = 2.0 * (6500 / 6300 - 6300 / 6500)
     steady = int(150 / math.sqrt(1 + x * x))
-    rows = a.table()
+    rows = _table(a)
     assert rows[0][3] == steady and rows[0][1] >= 6, rows[0]
     assert abs(a.result_mbpm - 6300) <= 100, a.result_mbpm
 
@@ -146,4 +148,4 @@ def test_resonance_curve_finds_a_peak_between_or_beyond_the_grid():
     for fr, q in ((6300, 2.0), (4700, 1.6), (5250, 1.5), (5800, 3.0)):
         m = _FakeMeter()
         a = _assess(Assessment(m, refine=REFINE_SWING), m, fr, q)
-        assert abs(a.result_mbpm - fr) <= 50, (fr, a.result_mbpm, a.table())
+        assert abs(a.result_mbpm - fr) <= 50, (fr, a.result_mbpm, _table(a))
