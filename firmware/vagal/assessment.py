@@ -26,9 +26,10 @@ class Assessment:
 
     Each step runs step_s seconds at one rate; the first settle_breaths breaths that begin after the
     step starts are skipped (the body follows a new rate within a breath or two), in the first step
-    also every breath that begins in the first lead_in_s seconds (the person only starts to follow
-    the light, and the HR response of spontaneous breathing - small swing, ~75 deg lag - takes
-    ~3 time constants to settle: it pulled the 6.5/min step's swing 15-25 % low); invalid breaths
+    lead_breaths more: a person can follow the light only after seeing a breath or two of it (it
+    also fades in), and the HR response of their spontaneous breathing (small swing, ~75 deg lag)
+    then settles for ~3 time constants; on the virtual board the first three breaths at 6.5/min
+    carried 15-35 % of the swing and pulled that step 15-25 % low; invalid breaths
     (poor signal, rejected beats) are ignored and the step is extended, up to twice its length, until
     min_breaths valid breaths are in. Rule (docs/resonance.md): among rates with >= 3 valid breaths,
     those whose mean swing is within tie_pct of the largest are candidates; the one whose mean phase
@@ -43,7 +44,7 @@ class Assessment:
     FAILED = 3
 
     def __init__(self, meter, rates=DEFAULT_RATES, step_s=120, settle_breaths=1, min_breaths=6,
-                 tie_pct=10, refine=REFINE_SWING | REFINE_PHASE, lead_in_s=30):
+                 tie_pct=10, refine=REFINE_SWING | REFINE_PHASE, lead_breaths=2):
         n = len(rates)
         if n < 1 or n > 16:
             raise ValueError("assessment needs 1..16 rates")
@@ -61,7 +62,7 @@ class Assessment:
         self.min_breaths = min_breaths
         self.tie_pct = tie_pct
         self.refine = refine
-        self.lead_in_us = lead_in_s * 1000000
+        self.lead_breaths = lead_breaths
         self.n = array("i", [0] * n)  # valid breaths per rate
         self.swing_sum = array("i", [0] * n)  # x10
         self.fit_sum = array("i", [0] * n)
@@ -74,6 +75,7 @@ class Assessment:
         self.rate_mbpm = rates[0]
         self.result_mbpm = 0
         self.best_index = -1
+        self._top = 0
 
     def start(self, now_us):
         for i in range(len(self.rates)):
@@ -98,7 +100,7 @@ class Assessment:
         self._last_us = now_us
         self._seen = self.meter.seq
         self._coh_seen = self.meter.coherence.seq
-        self._skip = self.settle_breaths
+        self._skip = self.settle_breaths + (self.lead_breaths if step == 0 else 0)
         self._coh_ok_after = 0
 
     def update(self, now_us):
@@ -113,8 +115,7 @@ class Assessment:
         i = self.step
         if m.seq != self._seen:
             self._seen = m.seq
-            # began at this step's rate (the first step: after the lead-in)
-            if ticks_diff(m.breath_start_us, self._t0) >= (self.lead_in_us if i == 0 else 0):
+            if ticks_diff(m.breath_start_us, self._t0) >= 0:  # began at this step's rate
                 if self._skip > 0:
                     self._skip -= 1
                     if self._skip == 0:

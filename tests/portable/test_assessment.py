@@ -112,7 +112,7 @@ def test_tuner_stays_in_bounds_and_can_be_switched_off():
 
 def _assess(a, m, fr, q, lead=None):
     """Run the assessment on a noiseless resonance curve (A_r 15 bpm); lead: (fit, phase) of the
-    breaths that begin in the first 30 s (a person who only starts to follow the light)."""
+    breaths that begin in the first 25 s (a person who only starts to follow the light)."""
     t = 0
     a.start(t)
     while a.state == Assessment.RUNNING:
@@ -121,7 +121,7 @@ def _assess(a, m, fr, q, lead=None):
         t = ticks_add(t, period)
         x = q * (a.rate_mbpm / fr - fr / a.rate_mbpm)
         fit, phase = int(150 / math.sqrt(1 + x * x)), int(math.degrees(math.atan(x)))
-        if lead is not None and start < 30000000:
+        if lead is not None and start < 25000000:
             fit, phase = lead
         m.breath(start, fit, phase)
         a.update(t)
@@ -130,8 +130,8 @@ def _assess(a, m, fr, q, lead=None):
 
 def test_first_step_ignores_the_lead_in():
     # On the virtual board the first breaths of a session are unpaced (the person needs two
-    # troughs of the light) and the swing builds up from spontaneous breathing: 2-3 breaths with
-    # a third of the swing pulled the 6.5/min step 15-25 % low and the peak toward slower rates
+    # troughs of the light) and the swing builds up from spontaneous breathing: 3 breaths with
+    # 15-35 % of the swing pulled the 6.5/min step 15-25 % low and the peak toward slower rates
     m = _FakeMeter()
     a = _assess(Assessment(m), m, 6300, 2.0, lead=(40, 75))
     x = 2.0 * (6500 / 6300 - 6300 / 6500)
