@@ -83,3 +83,18 @@ def test_people_picked_by_the_side_their_tuning_starts_on():
     # consecutive seeds, none skipped: up to where both lists reach, every seed is in one of them
     assert set(range(101, min(max(a), max(b)) + 1)) <= a | b and min(a | b) == 101
     assert [p["seed"] for p in pop.pick_people(5, seed0=7)] == [7, 8, 9, 10, 11]
+
+
+def test_fast_mode_runs_the_core_on_the_same_people_reproducibly():
+    """--fast (the core classes on person.py's beats, no boards): the same rows, the same person
+    twice gives the same result, and the assessment and tuning land near the resonance."""
+    a = pop.run_population(3, workers=1, seed0=5, practice_min=10, fast=True)
+    b = pop.run_population(3, workers=1, seed0=5, practice_min=10, fast=True)
+    assert [r["seed"] for r in a["rows"]] == [5, 6, 7]
+    for ra, rb in zip(a["rows"], b["rows"]):
+        assert ra == rb
+        assert ra["assess_state"] == "done"
+        assert [s[0] for s in ra["assess_steps"]] == [6500, 6000, 5500, 5000, 4500]
+        assert all(s[1] >= 6 for s in ra["assess_steps"])  # steps extended to min_breaths
+        assert abs(ra["assess_err_bpm"]) < 0.5 and abs(ra["tune_err_bpm"]) < 0.5, ra
+    assert a["assessment_within"] == pop._within([r["assess_err_bpm"] for r in a["rows"]])
