@@ -69,14 +69,14 @@ def _breaths_until_within(rates, fr, tol=250):
 
 def test_low_sensitivity_person_below_resonance_is_reached():
     # Q 1.5 at 6.4 breaths/min: 27 deg of phase per breath/min, the slowest case of the population.
-    # Noiseless, the Kesten gain (12 mbpm/deg shrinking) took 19 breaths to get within 0.25 and
-    # ended 30 mbpm short; the phase line (in tan(phase), which is nearly linear in the rate)
-    # gets there as fast as the speed limit allows
+    # Noiseless (a guard, not an improvement: the Kesten gain took 19 breaths and ended 31 short):
+    # the line takes 18 breaths, the speed limit's pace after the lead-in, and ends 40 mbpm short
+    # (the sin/cos table's 1.4 deg steps and the prior slope near a flat phase)
     m = _Meter()
     tu = Tuner(m, 5400)
     worst, rates = _run(tu, m, 10, 6400, q=1.5)
     assert abs(tu.center_mbpm - 6400) <= 50, tu.center_mbpm
-    assert _breaths_until_within(rates, 6400) <= 18, rates
+    assert _breaths_until_within(rates, 6400) <= 20, rates
 
 
 def test_speed_limit_binds_far_from_resonance():
@@ -119,7 +119,7 @@ def test_the_line_target_keeps_its_stride_through_noise():
 def test_noisy_low_sensitivity_people_are_reached():
     # per-breath phase noise of 30 deg (a 4-breath mean: ~15 deg, as on the virtual population)
     # around the least sensitive resonance (Q 1.5 at 6.3/min), started 1 breath/min below: 24 runs.
-    # The Kesten gain: 22 of 24 within 0.25, mean error 110 mbpm; the line: see below
+    # The Kesten gain: 20 of 24 within 0.25, mean error 133 mbpm; the line: 22, 74 mbpm
     out = []
     for seed in range(1, 25):
         m = _Meter()
