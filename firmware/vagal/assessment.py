@@ -75,7 +75,6 @@ class Assessment:
         self.rate_mbpm = rates[0]
         self.result_mbpm = 0
         self.best_index = -1
-        self._top = 0
 
     def start(self, now_us):
         for i in range(len(self.rates)):
@@ -89,7 +88,6 @@ class Assessment:
         self.state = Assessment.RUNNING
         self.result_mbpm = 0
         self.best_index = -1
-        self._top = 0
         self._begin(0, now_us)
 
     def _begin(self, step, now_us):
@@ -155,15 +153,19 @@ class Assessment:
     def mean_coherence_x100(self, i):
         return self.coh_sum[i] // self.coh_n[i] if self.coh_n[i] else INVALID
 
-    def choose(self):
-        """Index of the chosen tested rate by the documented rule, or -1 without enough data."""
+    def _largest(self):
+        """(index, fitted swing) of the largest swing among rates with >= 3 valid breaths; (-1, 0)."""
         best = -1
         top = 0
         for i in range(len(self.rates)):
             if self.n[i] >= 3 and self.mean_fit_x10(i) > top:
                 top = self.mean_fit_x10(i)
                 best = i
-        self._top = top
+        return best, top
+
+    def choose(self):
+        """Index of the chosen tested rate by the documented rule, or -1 without enough data."""
+        best, top = self._largest()
         if best < 0:
             return -1
         floor = top - top * self.tie_pct // 100
@@ -192,7 +194,7 @@ class Assessment:
         Weights: valid breaths x (swing / largest)^2 (1/A^2 magnifies the noise of small swings).
         -1 with fewer than 4 rates of >= 3 valid breaths or without a peak (c1 or c2 <= 0).
         """
-        top = self._top  # the largest swing (choose() found it)
+        top = self._largest()[1]
         pts = []  # (a, b, y, w) per rate; allocated once, at the end of the assessment
         for k in range(len(self.rates)):
             n = self.n[k]

@@ -245,16 +245,13 @@ class _FastRun:
             self.t = ticks_add(self.t, self.STEP_US)
             self.s += self.STEP_US / 1e6
             pacer.update(self.t)
-            dt = 0.0 if per.t is None else self.s - per.t
-            per.t = self.s
-            per._split = pacer.split / PHASE_ONE
-            per._breathe(self.s, dt, pacer.phase / PHASE_ONE if pacer.breaths >= 2 else None)
-            per._slow(self.s)
-            if per._gen_t == 0.0:
-                per._gen_t = self.s
-            per._gen_beats(self.s + per.LOOKAHEAD)
-            while per._recent and per._recent[0][0] <= self.s - 0.25:
-                tb = per._recent.pop(0)[0]
+            per.advance(self.s, pacer.phase / PHASE_ONE if pacer.breaths >= 2 else None,
+                        pacer.split / PHASE_ONE)
+            for tb in per.beats:  # the true beats, each delivered once, 0.25 s after its peak
+                if tb > self.s - 0.25:
+                    break
+                if self.last is not None and tb <= self.last:
+                    continue
                 ibi = 0 if self.last is None else int(round((tb - self.last) * 1e6))
                 self.last = tb
                 m.beat(ticks_add(self.t, -int(round((self.s - tb) * 1e6))), ibi,

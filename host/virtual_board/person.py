@@ -252,9 +252,9 @@ class Person:
                     self.beats.pop(0)
                 self._recent.append((tb, amp))
 
-    def sample(self, t_s, pacer_phase=None, split=None):
-        """PPG value 0..1 at time t_s (seconds, increasing); pacer_phase in [0, 1) or None; split
-        the pacer's inhale share (0.4 if not known)."""
+    def advance(self, t_s, pacer_phase=None, split=None):
+        """Move the person to time t_s (seconds, increasing): breathing, slow processes and the
+        beats up to LOOKAHEAD ahead (in self.beats); no PPG value. -> seconds since the last call."""
         dt = 0.0 if self.t is None else t_s - self.t
         if dt < 0:
             raise ValueError("sample times must increase")
@@ -268,6 +268,12 @@ class Person:
         self._gen_beats(t_s + self.LOOKAHEAD)
         while self._recent and self._recent[0][0] < t_s - 1.2:
             self._recent.pop(0)
+        return dt
+
+    def sample(self, t_s, pacer_phase=None, split=None):
+        """PPG value 0..1 at time t_s (seconds, increasing); pacer_phase in [0, 1) or None; split
+        the pacer's inhale share (0.4 if not known)."""
+        dt = self.advance(t_s, pacer_phase, split)
         v = 0.0
         for tb, amp in self._recent:
             x = (t_s - tb) / self.SYS_SIGMA
