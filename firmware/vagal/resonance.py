@@ -30,6 +30,9 @@ _BEATS = const(64)  # beats remembered: > one 15 s breath at 200 bpm
 # reported up to 0.5 s after its peak: wait this long after a breath ends before judging it.
 BEAT_DELAY_US = const(1300000)
 _MIN_BEATS = const(4)
+# A breath keeps its verdict with up to this many beats the cleaner rejected (an ectopic beat
+# rejects two intervals); the coverage rule (>= 70 % of the beats the breath should hold) still applies.
+_MAX_REJECTED = const(2)
 _PLV_BREATHS = const(5)  # breaths in the phase-locking (entrainment) estimate
 _PLV_ENTRAINED = const(60)  # x100: phase locking at or above this counts as following the pacer
 FIT_MIN_X10 = const(10)  # a fitted swing under 1 bpm is no oscillation at all
@@ -144,6 +147,8 @@ class ResonanceMeter:
         self._p_e = 0
         self._p_ie = 0
         self._p_bad = False
+        self._x1 = 0  # _solve2's result
+        self._x2 = 0
         self.seq = 0
         self.valid = False
         self.swing_x10 = 0
@@ -233,13 +238,54 @@ class ResonanceMeter:
         self.coherence.update(now_us)
 
     # --- per breath ---
+    def _solve2(self, a11, a12, a22, b1, b2):
+        """Solve [[a11, a12], [a12, a22]] x = (b1, b2) in integers into self._x1, self._x2 (x 1024),
+        0 and 0 if the matrix is singular. Terms are scaled to 14 bits before multiplying, so every
+        product stays below 2**30; a result is a swing in 0.1 bpm, far below 2**19. Results go to
+        attributes, not a tuple, so judging a breath allocates nothing."""
+        ks = 0
+        while a11 >> ks >= 16384 or a22 >> ks >= 16384 or abs(a12) >> ks >= 16384:
+            ks += 1
+        kd = 0
+        while abs(b1) >> kd >= 16384 or abs(b2) >> kd >= 16384:
+            kd += 1
+        a11 >>= ks
+        a22 >>= ks
+        a12 = a12 >> ks if a12 >= 0 else -((-a12) >> ks)
+        b1 = b1 >> kd if b1 >= 0 else -((-b1) >> kd)
+        b2 = b2 >> kd if b2 >= 0 else -((-b2) >> kd)
+        det = a11 * a22 - a12 * a12
+        if det <= 0:
+            self._x1 = self._x2 = 0
+            return
+        n1 = a22 * b1 - a12 * b2  # |n| < 2**29
+        n2 = a11 * b2 - a12 * b1
+        e = kd - ks + 10  # x * 1024 = n / det * 2**(kd - ks) * 1024
+        while e > 0 and -(1 << 27) < n1 < (1 << 27) and -(1 << 27) < n2 < (1 << 27):
+            n1 <<= 1
+            n2 <<= 1
+            e -= 1
+        if e > 0:
+            det >>= e
+            if det == 0:
+                self._x1 = self._x2 = 0
+                return
+        elif e < 0:
+            n1 = n1 >> -e if n1 >= 0 else -((-n1) >> -e)
+            n2 = n2 >> -e if n2 >= 0 else -((-n2) >> -e)
+        self._x1 = n1 // det if n1 >= 0 else -((-n1) // det)
+        self._x2 = n2 // det if n2 >= 0 else -((-n2) // det)
+
     def _judge(self):
         s = self._p_s
         period_ms = ticks_diff(self._p_e, s) // 1000
         ie_ms = ticks_diff(self._p_ie, s) // 1000
         bad = self._p_bad
+        rejected = 0
         n = 0
         total = 0
+        sum_c = 0  # sums of cos and sin of the beats' pacer angles (x4096), for centring
+        sum_s = 0
         lo = 32767
         hi = 0
         bt = self._bt
@@ -250,11 +296,14 @@ class ResonanceMeter:
             if d < 0 or d >= period_ms:
                 continue
             if not bok[i]:
-                bad = True
+                rejected += 1
                 continue
             h = bh[i]
             n += 1
             total += h
+            idx = (d * 256 // period_ms) & 255
+            sum_c += COS[idx]
+            sum_s += COS[(idx - 64) & 255]
             if h < lo:
                 lo = h
             if h > hi:
@@ -264,7 +313,7 @@ class ResonanceMeter:
         self.breath_end_us = self._p_e
         self.breath_rate_mbpm = 60000000 // period_ms if period_ms > 0 else 0
         self.beats_in_breath = n
-        valid = not bad and n >= _MIN_BEATS and period_ms > 0
+        valid = not bad and rejected <= _MAX_REJECTED and n >= _MIN_BEATS and period_ms > 0
         mean = total // n if n else 0
         if valid:
             expected = period_ms * mean // 600000  # beats a breath of this length should hold
@@ -272,9 +321,18 @@ class ResonanceMeter:
                 valid = False
         self.hr_x10 = mean
         self.swing_x10 = hi - lo if n else 0
+        # least-squares sinusoid hr = mean + a cos(angle) + b sin(angle) through the accepted beats.
+        # Beats are not evenly spread over the breath (more of them where the heart is fast, none
+        # where the cleaner rejected one), so a plain DFT would under-read the swing; centring the
+        # regressors and solving the 2x2 normal equations does not.
         c = 0
         sn = 0
+        scc = 0
+        sss = 0
+        scs = 0
         if n:
+            mc = sum_c // n
+            ms = sum_s // n
             for i in range(self._bcount):
                 d = ticks_diff(bt[i], s) // 1000
                 if d < 0 or d >= period_ms or not bok[i]:
@@ -285,18 +343,20 @@ class ResonanceMeter:
                 elif dev < -1000:
                     dev = -1000
                 idx = (d * 256 // period_ms) & 255
-                c += dev * COS[idx]
-                sn += dev * COS[(idx - 64) & 255]
-        # the fitted sinusoid: amplitude 2|Z|/n, peak-to-trough twice that
-        ac = -c if c < 0 else c
-        asn = -sn if sn < 0 else sn
-        sh = 0
-        while (ac >> sh) >= 16384 or (asn >> sh) >= 16384:
-            sh += 1
-        cc = c >> sh
-        ss = sn >> sh
-        mag = isqrt(cc * cc + ss * ss) << sh
-        self.fit_x10 = (mag // n) // 1024 if n else 0
+                xc = (COS[idx] - mc) >> 2  # x1024, |xc| <= 2048
+                xs = (COS[(idx - 64) & 255] - ms) >> 2
+                c += dev * xc
+                sn += dev * xs
+                scc += xc * xc
+                sss += xs * xs
+                scs += xc * xs
+        self._solve2(scc, scs, sss, c, sn)
+        a = self._x1
+        b = self._x2
+        # a, b: the cos and sin amplitudes in 0.1 bpm; peak-to-trough is twice their magnitude
+        self.fit_x10 = 2 * isqrt(a * a + b * b)
+        c = a
+        sn = b
         peak_deg = atan2_deg(sn, c)
         ie_deg = ie_ms * 360 // period_ms if period_ms > 0 else 0
         self.phase_deg = wrap_deg(peak_deg - ie_deg)
