@@ -241,8 +241,8 @@ class ResonanceMeter:
     def _solve2(self, a11, a12, a22, b1, b2):
         """Solve [[a11, a12], [a12, a22]] x = (b1, b2) in integers into self._x1, self._x2 (x 1024),
         0 and 0 if the matrix is singular. Terms are scaled to 14 bits before multiplying, so every
-        product stays below 2**30; a result is a swing in 0.1 bpm, far below 2**19. Results go to
-        attributes, not a tuple, so judging a breath allocates nothing."""
+        product stays below 2**30; a result is an amplitude in 0.1 bpm, bounded to +-8191. Results go
+        to attributes, not a tuple, so judging a breath allocates nothing."""
         ks = 0
         while a11 >> ks >= 16384 or a22 >> ks >= 16384 or abs(a12) >> ks >= 16384:
             ks += 1
@@ -273,8 +273,12 @@ class ResonanceMeter:
         elif e < 0:
             n1 = n1 >> -e if n1 >= 0 else -((-n1) >> -e)
             n2 = n2 >> -e if n2 >= 0 else -((-n2) >> -e)
-        self._x1 = n1 // det if n1 >= 0 else -((-n1) // det)
-        self._x2 = n2 // det if n2 >= 0 else -((-n2) // det)
+        x1 = n1 // det if n1 >= 0 else -((-n1) // det)
+        x2 = n2 // det if n2 >= 0 else -((-n2) // det)
+        # a nearly singular matrix (beats bunched at one angle) can give anything: bound it so the
+        # caller's x1*x1 + x2*x2 stays a small int (8191 = a swing of 1638 bpm, never a real one)
+        self._x1 = min(max(x1, -8191), 8191)
+        self._x2 = min(max(x2, -8191), 8191)
 
     def _judge(self):
         s = self._p_s

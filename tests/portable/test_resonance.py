@@ -140,3 +140,18 @@ def test_judging_extreme_breaths_stays_in_small_ints():
             next_us = elapsed + ibi
     assert m.seq >= 4, m.seq
     assert m.valid and m.fit_x10 > 600, (m.valid, m.fit_x10)
+
+
+def test_least_squares_solve_is_exact_bounded_and_small_int():
+    m = ResonanceMeter()
+    # [[4, 1], [1, 3]] x = (1, 2): x = (1/11, 7/11), x1024 = (93, 651)
+    exact = lambda: m._solve2(4 << 20, 1 << 20, 3 << 20, 1 << 20, 2 << 20)  # noqa: E731
+    singular = lambda: m._solve2(0, 0, 0, 5000, 5000)  # noqa: E731
+    near = lambda: m._solve2(1 << 28, (1 << 28) - 1, 1 << 28, 1 << 27, -(1 << 27))  # noqa: E731
+    no_alloc(exact)
+    assert (m._x1, m._x2) == (93, 651), (m._x1, m._x2)
+    no_alloc(singular)  # no fit
+    assert (m._x1, m._x2) == (0, 0)
+    # nearly singular with large right-hand sides: bounded, still no big ints on 32 bits
+    no_alloc(near)
+    assert abs(m._x1) <= 8191 and abs(m._x2) <= 8191, (m._x1, m._x2)
