@@ -117,7 +117,8 @@ class ResonanceMeter:
     def __init__(self):
         self._bt = array("i", [0] * _BEATS)  # beat ticks: midpoint of the interval
         self._bh = array("h", [0] * _BEATS)  # instantaneous HR x10
-        self._bok = bytearray(_BEATS)  # 1 accepted, 0 rejected
+        # 1 accepted, 0 rejected by the cleaner, 2 accepted but its interval began at a rejected beat
+        self._bok = bytearray(_BEATS)
         self._pc = array("h", [0] * _PLV_BREATHS)  # unit phase vectors of recent breaths (x4096)
         self._ps = array("h", [0] * _PLV_BREATHS)
         self._pv = bytearray(_PLV_BREATHS)  # 1 if that breath was valid
@@ -133,6 +134,7 @@ class ResonanceMeter:
             self._pv[i] = 0
         self._bi = 0
         self._bcount = 0
+        self._after_reject = False
         self._pi = 0
         self._ok = True
         self._bad_now = False  # signal was bad at some time during the current breath
@@ -169,6 +171,7 @@ class ResonanceMeter:
     def beat(self, t_us, ibi_us, accepted):
         """A detected beat: peak tick, interval (0 for the first) and the HRV cleaner's verdict."""
         if ibi_us <= 0:
+            self._after_reject = False
             self.coherence.gap()
             return
         hr = 600000000 // ibi_us
@@ -178,7 +181,10 @@ class ResonanceMeter:
         i = self._bi
         self._bt[i] = tm
         self._bh[i] = hr
-        self._bok[i] = 1 if accepted else 0
+        # the interval after a rejected one begins at a suspect beat: the compensatory pause after
+        # an ectopic beat (which the 20 % rule can pass) or the far side of a detector slip
+        self._bok[i] = (2 if self._after_reject else 1) if accepted else 0
+        self._after_reject = not accepted
         i += 1
         self._bi = 0 if i == _BEATS else i
         if self._bcount < _BEATS:
@@ -299,8 +305,10 @@ class ResonanceMeter:
             d = ticks_diff(bt[i], s) // 1000
             if d < 0 or d >= period_ms:
                 continue
-            if not bok[i]:
-                rejected += 1
+            f = bok[i]
+            if f != 1:
+                if f == 0:
+                    rejected += 1
                 continue
             h = bh[i]
             n += 1
@@ -339,7 +347,7 @@ class ResonanceMeter:
             ms = sum_s // n
             for i in range(self._bcount):
                 d = ticks_diff(bt[i], s) // 1000
-                if d < 0 or d >= period_ms or not bok[i]:
+                if d < 0 or d >= period_ms or bok[i] != 1:
                     continue
                 dev = bh[i] - mean
                 if dev > 1000:

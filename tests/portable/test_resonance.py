@@ -155,3 +155,34 @@ def test_least_squares_solve_is_exact_bounded_and_small_int():
     # nearly singular with large right-hand sides: bounded, still no big ints on 32 bits
     no_alloc(near)
     assert abs(m._x1) <= 8191 and abs(m._x2) <= 8191, (m._x1, m._x2)
+
+
+def test_the_interval_after_a_rejected_beat_is_left_out():
+    # steady 60 bpm with one premature beat at ~24 s (the third 10 s breath): its short interval is
+    # rejected, the compensatory pause after it passes the cleaner's 20 % rule in life, and would
+    # read as a 17 bpm swing in a breath whose heart rate never moved
+    m = ResonanceMeter()
+    p = Pacer(rate_mbpm=6000)
+    t = 1000
+    p.start(t)
+    elapsed = 0
+    plan = [1000000] * 60
+    plan[23] = 700000   # premature: rejected
+    plan[24] = 1250000  # compensatory: accepted by the caller, as the 20 % rule lets through
+    k = 0
+    next_us = plan[0]
+    got = []
+    while elapsed < 55000000:
+        t = ticks_add(t, 20000)
+        elapsed += 20000
+        p.update(t)
+        if elapsed >= next_us:
+            k += 1
+            m.beat(t, plan[k - 1], k != 24)
+            next_us += plan[k]
+        m.pace(t, p)
+        if m.seq != len(got):
+            got.append((m.valid, m.swing_x10, m.fit_x10))
+    assert len(got) >= 4, got
+    third = got[2]
+    assert third[0] and third[1] <= 5 and third[2] <= 10, got
