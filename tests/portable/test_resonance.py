@@ -117,28 +117,46 @@ def test_beat_and_pace_do_not_allocate():
     no_alloc(m.beat, t, 0, False)
 
 
-def test_judging_extreme_breaths_stays_in_small_ints():
-    # 20 s breaths whose beat intervals swing 300..1500 ms (HR 40..200: every deviation at its clamp)
-    # with a rejected beat in each: the least-squares fit's sums and its 2x2 solve must stay below
-    # 2**30, which the 32-bit run checks (a big int would allocate with the heap locked)
+def _direct(fn, *args):
+    return fn(*args)
+
+
+def _paced_beats(rate_mbpm, seconds, next_ibi, accepted, locked=False):
+    """A Pacer and a ResonanceMeter on a 20 ms loop; beat k (from 1) comes next_ibi(k, pacer) us
+    after beat k-1, with its measured interval and accepted(k). locked: every pacer/meter call
+    under the heap lock. -> (meter, [(valid, swing_x10, fit_x10)] per judged breath)."""
+    call = no_alloc if locked else _direct
     m = ResonanceMeter()
-    p = Pacer(rate_mbpm=3000)
-    t = 5000
+    p = Pacer(rate_mbpm=rate_mbpm)
+    t = 1000
     p.start(t)
-    next_us = 0
     elapsed = 0
+    last = 0
     k = 0
-    for i in range(5000):  # 100 s
+    next_us = next_ibi(0, p)
+    got = []
+    while elapsed < seconds * 1000000:
         t = ticks_add(t, 20000)
         elapsed += 20000
-        no_alloc(p.update, t)
-        no_alloc(m.pace, t, p)
+        call(p.update, t)
         if elapsed >= next_us:
-            ibi = 900000 + 600 * COS[(p.phase >> 16) & 255] // 4096 * 1000
             k += 1
-            no_alloc(m.beat, t, ibi, k % 17 != 0)
-            next_us = elapsed + ibi
-    assert m.seq >= 4, m.seq
+            call(m.beat, t, elapsed - last, accepted(k))
+            last = elapsed
+            next_us = elapsed + next_ibi(k, p)
+        call(m.pace, t, p)
+        if m.seq != len(got):
+            got.append((m.valid, m.swing_x10, m.fit_x10))
+    return m, got
+
+
+def test_judging_extreme_breaths_stays_in_small_ints():
+    # 20 s breaths whose beat intervals swing 300..1500 ms (HR 40..200: every deviation at its clamp)
+    # with a rejected beat now and then: the least-squares fit's sums and its 2x2 solve must stay
+    # below 2**30, which the 32-bit run checks (a big int would allocate with the heap locked)
+    m, got = _paced_beats(3000, 100, lambda k, p: 900000 + 600 * COS[(p.phase >> 16) & 255] // 4096 * 1000,
+                          lambda k: k % 17 != 0, locked=True)
+    assert len(got) >= 4, got
     assert m.valid and m.fit_x10 > 600, (m.valid, m.fit_x10)
 
 
@@ -161,28 +179,8 @@ def test_the_interval_after_a_rejected_beat_is_left_out():
     # steady 60 bpm with one premature beat at ~24 s (the third 10 s breath): its short interval is
     # rejected, the compensatory pause after it passes the cleaner's 20 % rule in life, and would
     # read as a 17 bpm swing in a breath whose heart rate never moved
-    m = ResonanceMeter()
-    p = Pacer(rate_mbpm=6000)
-    t = 1000
-    p.start(t)
-    elapsed = 0
-    plan = [1000000] * 60
-    plan[23] = 700000   # premature: rejected
-    plan[24] = 1250000  # compensatory: accepted by the caller, as the 20 % rule lets through
-    k = 0
-    next_us = plan[0]
-    got = []
-    while elapsed < 55000000:
-        t = ticks_add(t, 20000)
-        elapsed += 20000
-        p.update(t)
-        if elapsed >= next_us:
-            k += 1
-            m.beat(t, plan[k - 1], k != 24)
-            next_us += plan[k]
-        m.pace(t, p)
-        if m.seq != len(got):
-            got.append((m.valid, m.swing_x10, m.fit_x10))
+    plan = {24: 700000, 25: 1240000}  # beat 24 premature (rejected), 25 after the pause (accepted)
+    _, got = _paced_beats(6000, 55, lambda k, p: plan.get(k + 1, 1000000), lambda k: k != 24)
     assert len(got) >= 4, got
     third = got[2]
     assert third[0] and third[1] <= 5 and third[2] <= 10, got
