@@ -367,9 +367,7 @@ class ResonanceMeter:
         b = self._x2
         # a, b: the cos and sin amplitudes in 0.1 bpm; peak-to-trough is twice their magnitude
         self.fit_x10 = 2 * isqrt(a * a + b * b)
-        c = a
-        sn = b
-        peak_deg = atan2_deg(sn, c)
+        peak_deg = atan2_deg(b, a)
         ie_deg = ie_ms * 360 // period_ms if period_ms > 0 else 0
         self.phase_deg = wrap_deg(peak_deg - ie_deg)
         self.valid = valid
