@@ -209,6 +209,8 @@ def test_acceptance_flags_what_is_missed():
 
     rows = [("bio_resting_5min_100hz", "vagal (causal, fixed point)", sc(999, 0, 1, 6.0, 5.0), 0, ""),
             ("bio_resting_5min_100hz", "HeartPy", sc(1000, 0, 0, 7.0, 4.0), 0, ""),
+            # shown beside the criteria, never one of the offline anchors they compare with
+            ("bio_resting_5min_100hz", bench.REFINED, sc(1000, 0, 0, 5.0, 3.0), 0, ""),
             ("bidmc_01", "vagal (causal, fixed point)", sc(970, 20, 20, 7.0, 7.0), 0, "")]
     cost = {"app_us": 10.0, "empty_us": 0.02}
     got = {c: ok for c, _, ok in bench.acceptance(rows, cost, 1.0, (900.0, 225000.0))}
@@ -218,3 +220,13 @@ def test_acceptance_flags_what_is_missed():
     assert got["IBI error on bio_resting_5min_100hz <= best offline (sub-sample R-peaks)"] is False
     assert got["replay on CPython >= 1000x real time at 250 Hz"] is False
     assert got["whole per-sample path <= 400 us on the RP2040 (estimate)"] is False  # 500 us
+    shown = [c for c in got if c.startswith("(not a criterion)")]
+    assert len(shown) == 1 and got[shown[0]] is None, got
+
+
+def test_subsample_peaks_finds_the_vertex_between_samples():
+    t = np.arange(200) / 100.0
+    x = np.cos(2 * np.pi * 1.0 * (t - 0.503))        # peaks at 0.503 s and 1.503 s, 100 Hz
+    got = bench.subsample_peaks(x, [50, 150, 0, 199])
+    assert abs(got[0] - 50.3) < 0.01 and abs(got[1] - 150.3) < 0.01, got
+    assert got[2] == 0 and got[3] == 199             # the edges stay where they were

@@ -187,6 +187,29 @@ def msptd_windowed(signal, fs, detect, win_s=MSPTD_WIN_S, overlap_s=MSPTD_OVERLA
 
 
 # ---------------------------------------------------------------------------- accuracy
+# Not an anchor: MSPTD's own peaks given the sub-sample precision vagal has, to show how much of the
+# IBI error against whole-sample R-peaks comes from rounding alone.
+REFINED = "NeuroKit2 MSPTD, peaks refined to sub-sample"
+REFINED_NOTE = ("not an anchor: the MSPTD peaks above, each moved to the vertex of a parabola through it "
+                "and its neighbours on the same cleaned signal, i.e. with the sub-sample precision vagal has; "
+                "the change in IBI error against the R-peaks as given is the whole-sample rounding shared "
+                "with those R-peaks")
+
+
+def subsample_peaks(signal, peaks):
+    """Peak sample indices -> fractional indices at the vertex of the parabola through each peak
+    and its two neighbours (an offset within half a sample; edges and non-maxima unchanged)."""
+    x = np.asarray(signal, dtype=float)
+    out = np.asarray(peaks, dtype=float).copy()
+    for n, i in enumerate(np.asarray(peaks, dtype=int)):
+        if 1 <= i < len(x) - 1:
+            a, b, c = x[i - 1], x[i], x[i + 1]
+            den = a - 2 * b + c
+            if den < 0:
+                out[n] = i + min(0.5, max(-0.5, 0.5 * (a - c) / den))
+    return out
+
+
 def offline_detectors(signal, fs):
     """{label: (peak times s, seconds taken, note)} for NeuroKit2 Elgendi/MSPTD and HeartPy."""
     out = {}
@@ -210,6 +233,7 @@ def offline_detectors(signal, fs):
             info["windows"], MSPTD_WIN_S, MSPTD_OVERLAP_S, max(0, info["windows"] - 1),
             info["boundary_agreed"], info["boundary_disagreed"], info["merged"])
         out["NeuroKit2 MSPTD"] = (pk / fs, time.perf_counter() - t, note)
+        out[REFINED] = (subsample_peaks(clean, pk) / fs, 0.0, REFINED_NOTE)
     try:
         import heartpy as hp
     except ImportError:
@@ -393,7 +417,7 @@ def acceptance(rows, cost, empty_rp, speed):
         s = by.get((name, core))
         if s is not None:
             out.append(("F1 on %s >= %.1f %%" % (name, floor), "%.2f %%" % (100 * s.f1), 100 * s.f1 >= floor))
-        offline = [v for (n, l), v in by.items() if n == name and l != core]
+        offline = [v for (n, l), v in by.items() if n == name and l != core and l != REFINED]
         if s is not None and offline:
             for attr, what in (("ibi_err_ms", "R-peaks as given"), ("ibi_err_fine_ms", "sub-sample R-peaks")):
                 best = min(getattr(v, attr, float("nan")) for v in offline)
@@ -401,6 +425,12 @@ def acceptance(rows, cost, empty_rp, speed):
                 if best == best and mine == mine:
                     out.append(("IBI error on %s <= best offline (%s)" % (name, what),
                                 "%.2f ms vs %.2f ms" % (mine, best), mine <= best))
+        r = by.get((name, REFINED))
+        if s is not None and r is not None and r.ibi_err_ms == r.ibi_err_ms:
+            out.append(("(not a criterion) IBI error on %s vs MSPTD refined to sub-sample (R-peaks as "
+                        "given / sub-sample)" % name,
+                        "%.2f / %.2f ms vs %.2f / %.2f ms" % (s.ibi_err_ms, s.ibi_err_fine_ms,
+                                                            r.ibi_err_ms, r.ibi_err_fine_ms), None))
     if speed is not None:
         out.append(("replay on CPython >= 1000x real time at 250 Hz", "%.0fx" % speed[0], speed[0] >= 1000))
     if cost is not None and "app_us" in cost:
@@ -542,7 +572,8 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir):
     acc = acceptance(rows, cost, empty_rp, speed)
     if acc:
         L += ["## Issue #2 acceptance, as measured above", "", "| criterion | measured | met |", "|---|---|---|"]
-        L += ["| %s | %s | %s |" % (c, v, "yes" if ok else "**no**") for c, v, ok in acc]
+        L += ["| %s | %s | %s |" % (c, v, "-" if ok is None else "yes" if ok else "**no**")
+              for c, v, ok in acc]
         L.append("")
     if pop is not None:
         L += ["## 4. Resonance population", ""]

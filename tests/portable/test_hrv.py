@@ -82,6 +82,55 @@ def test_an_ectopic_pair_is_left_out_and_makes_no_false_difference():
     assert abs(h.rmssd_us - want) <= 200, (h.rmssd_us, want, before)
 
 
+def _steady(h, ms, n):
+    """n intervals of about ms (+-5 ms), all of which must be accepted."""
+    for i in range(n):
+        v = (ms + (i % 3) * 5 - 5) * 1000
+        assert h.add(v), (i, v)
+
+
+def test_a_partly_compensatory_pause_is_left_out_and_normal_beats_follow():
+    # ECG of the NeuroKit2 recording at 258 s: 699, then a premature 550 and a pause of only 800
+    # (+14 %, inside the jump rule), then normal intervals 620-630 ms
+    h = HRV(32)
+    _steady(h, 690, 12)
+    assert h.add(699000)
+    assert not h.add(550000)          # premature: 21 % short
+    assert not h.add(800000)          # its pause makes up more than half of the shortfall
+    for v in (620000, 629000, 589000, 670000, 640000):
+        assert h.add(v), v            # judged against 699, not against the pause
+    assert h.rejected == 2
+
+
+def test_an_interval_after_a_short_one_that_does_not_compensate_is_kept():
+    h = HRV(32)
+    _steady(h, 700, 12)
+    assert h.add(700000)
+    assert not h.add(540000)          # 160 ms short
+    assert h.add(740000)              # 40 ms long: less than half of 160, an ordinary beat
+    assert h.rejected == 1
+
+
+def test_the_rhythm_is_found_again_after_odd_beats_moved_the_reference():
+    # BIDMC 01 at 415 s: 663, 536 and 463 ms each pass the 20 % step rule, 888 is rejected, and
+    # the normal 663 ms beats after it are 43 % longer than the last accepted interval
+    h = HRV(32)
+    _steady(h, 663, 20)
+    assert h.add(536000) and h.add(463000)
+    assert not h.add(888000)
+    for i in range(8):
+        assert h.add((663 + (i % 2) * 7) * 1000), i
+    assert h.rejected == 1
+
+
+def test_recovery_does_not_take_an_interval_far_from_the_rhythm():
+    h = HRV(32)
+    _steady(h, 800, 20)
+    assert not h.add(1250000)         # a missed beat or an artefact
+    assert not h.add(1050000)         # 31 % above the window mean: still rejected
+    assert h.add(820000)
+
+
 def test_large_breathing_swings_are_kept():
     # slow breathing at 6/min, HR 55..85 bpm: beat-to-beat steps up to ~12 %
     h = HRV(32)
@@ -132,4 +181,23 @@ def test_extremes_stay_small_ints_and_add_allocates_nothing():
     n = portable.no_alloc(feed)
     assert n == 64, n
     assert h.sdnn_us > 0 and h.rmssd_us > 0
+    assert h._sum_dsq < (1 << 30) and h._sum_ms < (1 << 30)
+
+
+def test_odd_beat_rules_allocate_nothing_at_the_extremes():
+    # a premature beat and its pause, a drift of the reference and the recovery from it, range
+    # rejections: every branch of add() near the longest intervals, with the heap locked
+    h = HRV(64)
+    for i in range(40):
+        h.add(1750000 if i % 2 else 1650000)
+    odd = [1350000, 2000000, 1700000, 1450000, 1200000, 2000000, 1700000, 2100000, 0]
+    took = [None] * len(odd)
+
+    def feed():
+        for i in range(len(odd)):
+            took[i] = h.add(odd[i])
+
+    portable.no_alloc(feed)
+    #            premature pause  normal drift drift  odd    recovery range range
+    assert took == [False, False, True, True, True, False, True, False, False], took
     assert h._sum_dsq < (1 << 30) and h._sum_ms < (1 << 30)
