@@ -42,6 +42,10 @@ def test_replay_writes_beats(tmp_path, capsys, engine):
     ("time,ppg\n1,2\n2,3\n", ["--column", "ppg", "--fs", "20"], "out of range"),
     ("time,ppg\n1,2\n2,3\n", ["--column", "ppg", "--fs", "fast"], "not a number"),
     ("time,ppg\n1,2\n2,3\n", ["--column", "ppg"], "--fs is required"),
+    ("time,ppg\n1,2000\n2,3\n", ["--column", "ppg", "--fs", "100", "--adc-bits", "10"],
+     "2000 is not a 10-bit count"),
+    ("time,ppg\n1,20.5\n2,3\n", ["--column", "ppg", "--fs", "100", "--adc-bits", "12"],
+     "not a 12-bit count"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, needle):
     rec = tmp_path / "rec.csv"
@@ -54,6 +58,26 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, needl
     assert len(err) == 1 and needle in err[0], err
     assert out.read_text() == "previous results\n"          # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["beats.csv"] + (["rec.csv"] if content is not None else []))
+
+
+def test_adc_bits_says_what_the_counts_are(tmp_path, capsys):
+    # a weak 12-bit recording that never reaches 1024: guessed as 10-bit, its tops sit at the
+    # 10-bit rail and read as saturated; told it is 12-bit, every beat is found
+    x, truth = synth_ppg.ppg(100, 30, hr_bpm=66, seed=4)
+    lo, hi = min(x), max(x)
+    counts = [700 + (v - lo) * 323 // (hi - lo) for v in x]         # 700..1023
+    rec = tmp_path / "weak.csv"
+    rec.write_text("ppg\n" + "".join("%d\n" % v for v in counts))
+    beats, lines = {}, {}
+    for bits in (None, 12):
+        out = tmp_path / ("beats%s.csv" % bits)
+        extra = ["--adc-bits", str(bits)] if bits else []
+        assert main(["replay", str(rec), "--column", "ppg", "--fs", "100", "--beats", str(out)] + extra) == 0
+        beats[bits] = len(out.read_text().splitlines()) - 1
+        lines[bits] = capsys.readouterr().out
+    assert "10-bit ADC counts x 64" in lines[None] and "saturated=" in lines[None], lines
+    assert "12-bit ADC counts x 16" in lines[12] and "saturated=" not in lines[12], lines
+    assert beats[12] == len(truth) and beats[None] < len(truth), (beats, len(truth))
 
 
 def test_evaluate_without_references_is_an_error(tmp_path, capsys):

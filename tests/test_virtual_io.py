@@ -174,7 +174,8 @@ def test_virtual_board_prints_its_port_first_then_how_to_connect():
     assert any(line.startswith("next, in another terminal: vagal stream --port %s" % out[0]) for line in out), out
 
 
-@pytest.mark.parametrize("args, name", [(["--fs", "100"], "--fs"), (["--column", "PPG"], "--column")])
+@pytest.mark.parametrize("args, name", [(["--fs", "100"], "--fs"), (["--column", "PPG"], "--column"),
+                                        (["--adc-bits", "12"], "--adc-bits")])
 def test_recording_options_without_a_recording_are_refused(args, name):
     r = subprocess.run([VAGAL, "virtual-board", "--duration", "1"] + args, capture_output=True, text=True,
                        timeout=30)

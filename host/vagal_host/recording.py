@@ -125,10 +125,29 @@ def read_column(path, column):
     return _read_csv(path, column)
 
 
-def to_adc(values):
-    """Map values into read_u16() counts; returns (ints, description of the scaling)."""
+ADC_BITS = (10, 12, 16)
+
+
+def to_adc(values, adc_bits=None):
+    """Map values into read_u16() counts; returns (ints, description of the scaling).
+
+    adc_bits None guesses: non-negative integers are taken as counts of the narrowest ADC they fit
+    (10, 12 or 16 bits), anything else is scaled linearly. The guess is wrong for a weak 12-bit
+    recording that never exceeds 1023 (it would sit near the 10-bit rail and read as saturated),
+    so adc_bits (10, 12 or 16) says the width outright; values that do not fit it are an error."""
     lo = min(values)
     hi = max(values)
+    if adc_bits is not None:
+        if adc_bits not in ADC_BITS:
+            raise VagalError("--adc-bits must be one of 10, 12, 16, got %r" % (adc_bits,))
+        top = (1 << adc_bits) - 1
+        bad = next((v for v in values if not float(v).is_integer() or not 0 <= v <= top), None)
+        if bad is not None:
+            raise VagalError("--adc-bits %d: %g is not a %d-bit count (integers 0..%d)"
+                             % (adc_bits, bad, adc_bits, top))
+        shift = 16 - adc_bits
+        return [int(v) << shift for v in values], "%d-bit ADC counts%s" % (
+            adc_bits, " x %d" % (1 << shift) if shift else "")
     if all(float(v).is_integer() for v in values) and lo >= 0:
         if hi <= 1023:
             return [int(v) << 6 for v in values], "10-bit ADC counts x 64"
@@ -151,8 +170,9 @@ def to_adc(values):
     return out, "linear: %.6g..%.6g -> 16384..49152" % (p_lo, p_hi)
 
 
-def load_recording(path, column=None, fs=None):
-    """Read one channel of a CSV (header row; '#' comment lines skipped) or WFDB record."""
+def load_recording(path, column=None, fs=None, adc_bits=None):
+    """Read one channel of a CSV (header row; '#' comment lines skipped) or WFDB record; adc_bits
+    as to_adc."""
     path = str(path)
     is_wfdb = path.endswith(".hea") or (not os.path.exists(path) and os.path.exists(path + ".hea"))
     if not is_wfdb and not os.path.exists(path):
@@ -167,6 +187,6 @@ def load_recording(path, column=None, fs=None):
         values, column = _read_csv(path, column)
     if len(values) < 2:
         raise VagalError("%s has only %d sample(s)" % (path, len(values)))
-    samples, scaling = to_adc(values)
+    samples, scaling = to_adc(values, adc_bits)
     name = os.path.splitext(os.path.basename(path))[0]
     return Recording(name, samples, fs, column, scaling)

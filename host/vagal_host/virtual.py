@@ -89,7 +89,7 @@ class VirtualBoard:
 
     def __init__(self, speed=1, recording=None, column=None, fs=None, person=None, wrap_s=None,
                  heapsize="256K", settings_path=None, log_path=None, respawn=True, buttons=None,
-                 script=None, env=None, rec_file=None):
+                 script=None, env=None, rec_file=None, adc_bits=None):
         if speed != "max" and float(speed) <= 0:
             raise VagalError("--speed must be > 0 (or 'max')")
         self.speed = speed
@@ -97,6 +97,7 @@ class VirtualBoard:
         self._rec_file = rec_file  # a ready VAGALREC file (tests: a cheap looped source)
         self.column = column
         self.fs = fs
+        self.adc_bits = adc_bits
         self.person = person if person is not None else person_spec()
         self.wrap_s = wrap_s
         self.heapsize = heapsize
@@ -121,7 +122,7 @@ class VirtualBoard:
         if self.recording:
             from vagal_host.recording import load_recording
 
-            rec = load_recording(self.recording, self.column, self.fs)
+            rec = load_recording(self.recording, self.column, self.fs, self.adc_bits)
             self._rec_file = self.tmp / "recording.bin"
             write_recording(rec.samples, rec.fs, self._rec_file)
         # pty A: the firmware's USB (its slave end is the process's stdin/stdout, raw);

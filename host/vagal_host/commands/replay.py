@@ -15,6 +15,9 @@ def add_arguments(p):
     p.add_argument("recording", help="CSV with a header row, or a WFDB record (.hea)")
     p.add_argument("--column", metavar="NAME", help="channel to use (CSV column or WFDB signal name)")
     p.add_argument("--fs", metavar="HZ", help="sample rate in Hz (50..1000; WFDB records carry their own)")
+    p.add_argument("--adc-bits", type=int, choices=(10, 12, 16), metavar="{10,12,16}",
+                   help="the recording holds raw ADC counts of this width (default: guessed from the "
+                        "values; a weak 12-bit recording below 1024 would be taken for 10-bit)")
     p.add_argument("--beats", required=True, metavar="OUT.csv", help="where to write the beats")
     p.add_argument("--engine", choices=("cpython", "micropython"), default="cpython",
                    help="run the core on CPython (default) or inside the MicroPython unix port")
@@ -24,7 +27,7 @@ def add_arguments(p):
 def run(args):
     if os.path.isdir(args.beats):
         raise VagalError("--beats %s is a directory" % args.beats)
-    rec = load_recording(args.recording, args.column, args.fs)
+    rec = load_recording(args.recording, args.column, args.fs, args.adc_bits)
     with Progress("replaying %s" % rec.name, total=len(rec.samples), quiet=args.quiet) as progress:
         if args.engine == "micropython":
             summary = replay_micropython(rec.samples, rec.fs, args.beats, progress=progress)

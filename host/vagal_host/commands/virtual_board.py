@@ -13,6 +13,8 @@ def add_arguments(p):
     p.add_argument("--recording", metavar="FILE", help="feed the ADC from this recording (CSV or WFDB) instead of a person")
     p.add_argument("--column", metavar="NAME", help="recording column / signal name")
     p.add_argument("--fs", type=float, metavar="HZ", help="recording sample rate (Hz) if the file does not say")
+    p.add_argument("--adc-bits", type=int, choices=(10, 12, 16), metavar="{10,12,16}",
+                   help="the recording holds raw ADC counts of this width (default: guessed)")
     p.add_argument("--speed", default="1", metavar="N|max",
                    help="virtual clock speed: N times real time (default 1), or 'max'")
     p.add_argument("--resonance", type=float, default=0.09, metavar="HZ", help="person's resonance frequency, Hz (0.075-0.11)")
@@ -61,11 +63,12 @@ def run(args):
                 raise ValueError
         except ValueError:
             raise VagalError("--speed must be a positive number or 'max', got %r" % speed)
-    if (args.column or args.fs is not None) and not args.recording:
+    if (args.column or args.fs is not None or args.adc_bits) and not args.recording:
         raise VagalError("--%s needs --recording (it describes the recording's signal)"
-                         % ("column" if args.column else "fs"))
+                         % ("column" if args.column else "fs" if args.fs is not None else "adc-bits"))
     buttons = parse_presses(args.press) if args.press else None
     board = VirtualBoard(speed=speed, recording=args.recording, column=args.column, fs=args.fs,
+                         adc_bits=args.adc_bits,
                          person=person_spec(args.seed, args.hr, args.resonance, args.adherence),
                          buttons=buttons)
     with board:
