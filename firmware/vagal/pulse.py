@@ -69,6 +69,7 @@ class BeatDetector:
         # Samples narrower than read_u16()'s 16 bits are shifted up on the way in, so every level
         # below (rails, drop-out, one-count steps, noise floors) means the same for any ADC width.
         self._shift = 16 - adc_bits
+        self._xmax = 65535 >> self._shift
         # Low-pass: boxes of 100 ms and 60 ms (zeros at 10 and 16.7 Hz; -3 dB near 4.5 Hz): smooth
         # enough for a steady parabola at the peak even on 8-bit recordings.
         self._l1 = max(1, (fs * 100 + 500) // 1000)
@@ -171,11 +172,13 @@ class BeatDetector:
     def push(self, x, t_us):
         """Feed one raw sample (adc_bits wide; read_u16 scale by default) taken at tick t_us.
         Returns True on a beat."""
-        x <<= self._shift
-        if x < 0:  # outside read_u16's range: held to it (the filters store 16-bit values)
+        # outside the ADC's range: held to it before the shift, so even a wild value cannot grow
+        # past a small int on the way to the filters' 16-bit stores
+        if x < 0:
             x = 0
-        elif x > 65535:
-            x = 65535
+        elif x > self._xmax:
+            x = self._xmax
+        x <<= self._shift
         if self._nq:
             self._pop()          # a beat found by the start-up rescan, reported one per sample
             return True

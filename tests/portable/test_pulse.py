@@ -213,6 +213,24 @@ def test_push_allocates_nothing():
     assert det.quality in (0, 1, 4)
 
 
+def test_wild_values_are_held_before_they_can_leave_small_int_range():
+    # 12-bit samples far outside 0..4095 (a bad driver, a corrupt file): shifted first, 2**27
+    # would become 2**31 and allocate on a 32-bit port; held first, it is the rail
+    fs = 250
+    det = BeatDetector(fs, 12)
+    clock = TickClock(fs, 1, 0)
+    wild = [(1 << 27) - 1 if i % 2 else -(1 << 27) for i in range(2 * fs)]
+
+    def feed():
+        for v in wild:
+            det.push(v, clock.tick())
+
+    det.push(2048, clock.tick())
+    portable.no_alloc(feed)
+    assert det.quality in (SATURATED, DROPOUT), det.quality
+    assert det._s1 < (1 << 30) and det._s2 < (1 << 30)
+
+
 def test_rejects_bad_sample_rates():
     for fs in (0, 49, 1001):
         portable.assert_raises(ValueError, BeatDetector, fs)
