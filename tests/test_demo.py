@@ -27,9 +27,16 @@ def breath_turns_s(s):
     return [b.t_ms / 1000 for a, b in zip(s.pacer, s.pacer[1:]) if a.dir == "out" and b.dir == "in"]
 
 
-def check_demo_session(path, hr_bpm, rate_mbpm):
+def host_fell_behind(stdout):
+    """True when vagal demo says the virtual board's relay dropped output this computer did not
+    read in time (a busy CI machine): then lines are lost by design, as from a Pico's USB."""
+    return "fell behind the virtual board" in stdout
+
+
+def check_demo_session(path, hr_bpm, rate_mbpm, stdout):
     s = read_session(path)
-    assert s.lost == 0 and s.corrupt == 0 and s.partial == 0
+    if not host_fell_behind(stdout):
+        assert s.lost == 0 and s.corrupt == 0 and s.partial == 0
     assert s.beats[-1].t_ms >= 55000  # a minute of board time
     assert abs(s.mean_hr_bpm() - hr_bpm) <= 2.0
     assert {p.rate_mbpm for p in s.pacer} == {rate_mbpm}
@@ -45,17 +52,19 @@ def test_acceptance_demo_one_minute_at_speed_20(tmp_path):
     r, wall = vagal("demo", "--duration", "60", "--speed", "20", "--session", "s.log", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert wall < 20, "a 60 s demo at speed 20 took %.1f s" % wall
-    assert "session file: s.log" in r.stdout and "0 lost, 0 corrupt" in r.stdout
-    check_demo_session(str(tmp_path / "s.log"), 65.0, 6000)  # the default person and pacer
+    assert "session file: s.log" in r.stdout
+    assert "0 lost, 0 corrupt" in r.stdout or host_fell_behind(r.stdout), r.stdout
+    check_demo_session(str(tmp_path / "s.log"), 65.0, 6000, r.stdout)  # the default person and pacer
 
 
 def test_demo_follows_the_person_and_the_pacer_setting(tmp_path):
     r, wall = vagal("demo", "--duration", "60", "--speed", "20", "--session", "x.vagal", "--hr", "78",
                     "--rate", "5.5", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    s = check_demo_session(str(tmp_path / "x.vagal"), 78.0, 5500)
+    s = check_demo_session(str(tmp_path / "x.vagal"), 78.0, 5500, r.stdout)
     assert s.header["person"].startswith("seed=1,hr=78,")
-    assert "HR " in r.stderr and "lost 0" in r.stderr  # the headless status lines
+    assert "HR " in r.stderr  # the headless status lines
+    assert "lost 0" in r.stderr or host_fell_behind(r.stdout), r.stderr
     assert abs(s.mean_hr_bpm() - 65.0) > 8  # the HR check above can fail
 
 
@@ -141,7 +150,7 @@ def test_demo_raw_samples_and_mode(tmp_path):
     assert max(max(x.x) for x in raw) - min(min(x.x) for x in raw) > 2000  # a pulse, not a flat line
     assert "mode practice" in [m.text for m in s.of_kind("ok")], s.of_kind("ok")
     assert [m.mode for m in s.of_kind("mode")][-1] == "practice"
-    assert s.lost == 0 and s.corrupt == 0
+    assert (s.lost == 0 and s.corrupt == 0) or host_fell_behind(r.stdout), r.stdout
 
 
 def test_demo_rejects_an_unknown_mode(tmp_path):
@@ -160,3 +169,23 @@ def test_a_board_falling_behind_its_speed_is_reported_with_what_to_do(tmp_path):
         pytest.skip("this computer kept the virtual board up at --speed 1000: nothing was lost")
     assert "board: %d samples lost to overrun" % lost in r.stdout, r.stdout
     assert "use a lower --speed" in r.stdout
+
+
+def test_demo_says_when_this_computer_fell_behind_the_board(tmp_path, monkeypatch, capsys):
+    """A host that stops reading (a stalled, busy computer) loses output the virtual board's relay
+    drops, as a Pico's USB does: vagal demo says so, and the session counts the loss."""
+    from vagal_host.cli import main
+
+    run = Streamer.run
+
+    def stalled(self, *a, **kw):
+        time.sleep(4)               # the board keeps talking; nobody reads
+        return run(self, *a, **kw)
+
+    monkeypatch.setattr(Streamer, "run", stalled)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--duration", "300", "--speed", "100", "--raw", "--session", "f.vagal"]) == 0
+    out = capsys.readouterr().out
+    assert host_fell_behind(out), out
+    s = read_session(str(tmp_path / "f.vagal"))
+    assert s.lost > 0, out

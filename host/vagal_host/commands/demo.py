@@ -126,6 +126,11 @@ def run(args):
     if streamer.state.board_lost and speed > 1:
         print("the virtual board fell behind at --speed %g and dropped samples: use a lower --speed "
               "(on a busy computer too) for a clean session" % speed)
+    if board.dropped_bytes:
+        # like a Pico's USB serial, the virtual board drops output nobody reads in time
+        print("this computer fell behind the virtual board at --speed %g: %d bytes of its output "
+              "were dropped before they were read (the lost and corrupt lines above); use a lower "
+              "--speed for a clean session" % (speed, board.dropped_bytes))
     sys.stdout.flush()
     if why:
         raise VagalError(why[0])
