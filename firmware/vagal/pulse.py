@@ -407,9 +407,18 @@ class BeatDetector:
             ref = avg
         if self._have_prev and cssf * 4 < ref * 3:
             gap = self._since_peak - after            # samples from the last peak to this one
-            early = self._ibi_avg * 3 // 5 // self._period_us
-            if early < self._dicrotic:
-                early = self._dicrotic
+            # Early: within 450 ms (PulseSensor captures show the wave 310-440 ms after the pulse,
+            # at 0.35-0.7 of the interval) or 3/5 of the mean interval, whichever is later; but
+            # never past 4/5 of the interval, or above 130 bpm every weaker beat (intervals under
+            # 450 ms) would be taken for a dicrotic wave.
+            early = self._dicrotic
+            if self._ibi_avg:
+                cap = self._ibi_avg * 4 // 5 // self._period_us
+                if early > cap:
+                    early = cap
+                n = self._ibi_avg * 3 // 5 // self._period_us
+                if early < n:
+                    early = n
             if gap < early:
                 return False
         self._since_peak = after

@@ -55,8 +55,9 @@ def beat_times(duration_s, hr_bpm=70.0, rsa_bpm=4.0, breath_hz=0.1, ectopic_ever
 
 
 def ppg(fs, duration_s, hr_bpm=70.0, amp=8000, dicrotic=0.35, noise=60, wander=1500,
-        ectopic_every=0, seed=1, base=32768):
-    """Samples (ints, read_u16 scale) at fs Hz and the list of true peak times."""
+        ectopic_every=0, seed=1, base=32768, amp_mod=0.0):
+    """Samples (ints, read_u16 scale) at fs Hz and the list of true peak times. amp_mod: depth of
+    a breathing-rate (0.1 Hz) modulation of each pulse's size, as breathing gives on a finger."""
     times, ect = beat_times(duration_s, hr_bpm, ectopic_every=ectopic_every, seed=seed)
     rng = Rng(seed + 101)
     n = int(duration_s * fs)
@@ -72,6 +73,8 @@ def ppg(fs, duration_s, hr_bpm=70.0, amp=8000, dicrotic=0.35, noise=60, wander=1
         while j < nb and times[j] < t + 0.4:
             dt = t - times[j]
             a = 0.45 if ect[j] else 1.0
+            if amp_mod:
+                a *= 1.0 + amp_mod * math.sin(2 * math.pi * 0.1 * times[j])
             if dt < 0:
                 v += a * math.exp(-(dt * dt) / (2 * 0.06 * 0.06))
             else:
