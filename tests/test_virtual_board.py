@@ -100,13 +100,16 @@ def test_long_virtual_session(tmp_path):
     expect = (int(t_ms) / period_ms) % 1.0
     err = (int(phase) / 2.0 ** 24 - expect + 0.5) % 1.0 - 0.5
     assert abs(err * period_ms) < 1.0, err * period_ms
-    # heap: free memory after the first hour is still there in the last hour
+    # heap: the free memory right after a collection (the most free of an hour's stats lines: the
+    # heap is collected when it fills) in the first hour is still there in the last hour. The
+    # least free is no measure: it is how full the heap happened to be when a collection was due
+    # (2336 bytes in one run, 3936 and then 1568 in another, with nothing leaking)
     stats = [(int(p[2]), int(p[3]), int(p[6])) for p in lines if p[0] == b"stats"]
     assert all(lost == 0 for _, lost, _ in stats)
     first = [free for t, _, free in stats if 600000 <= t < 3600000]
     last = [free for t, _, free in stats if t >= end_ms - 3000000]
     assert first and last
-    assert min(last) >= min(first) - 2048, (min(first), min(last))
+    assert max(last) >= max(first) - 2048, (max(first), max(last))
     beats = [p for p in lines if p[0] == b"beat" and int(p[2]) > end_ms - 600000]
     hr = 60000.0 * (len(beats) - 1) / (int(beats[-1][2]) - int(beats[0][2]))
     assert abs(hr - 70) < 3, hr
