@@ -137,6 +137,8 @@ def to_adc(values, adc_bits=None):
     so adc_bits (10, 12 or 16) says the width outright; values that do not fit it are an error."""
     lo = min(values)
     hi = max(values)
+    if adc_bits is None and lo >= 0 and all(float(v).is_integer() for v in values):
+        adc_bits = next((b for b in ADC_BITS if hi < 1 << b), None)
     if adc_bits is not None:
         if adc_bits not in ADC_BITS:
             raise VagalError("--adc-bits must be one of 10, 12, 16, got %r" % (adc_bits,))
@@ -148,13 +150,6 @@ def to_adc(values, adc_bits=None):
         shift = 16 - adc_bits
         return [int(v) << shift for v in values], "%d-bit ADC counts%s" % (
             adc_bits, " x %d" % (1 << shift) if shift else "")
-    if all(float(v).is_integer() for v in values) and lo >= 0:
-        if hi <= 1023:
-            return [int(v) << 6 for v in values], "10-bit ADC counts x 64"
-        if hi <= 4095:
-            return [int(v) << 4 for v in values], "12-bit ADC counts x 16"
-        if hi <= 65535:
-            return [int(v) for v in values], "16-bit ADC counts"
     s = sorted(values)
     p_lo = s[int(0.005 * (len(s) - 1))]
     p_hi = s[int(0.995 * (len(s) - 1))]

@@ -4,7 +4,7 @@ import os
 
 from vagal_host.errors import VagalError
 from vagal_host.progress import Progress
-from vagal_host.recording import load_recording
+from vagal_host.recording import ADC_BITS, load_recording
 from vagal_host.replay_engines import replay_cpython, replay_micropython
 
 NAME = "replay"
@@ -15,7 +15,7 @@ def add_arguments(p):
     p.add_argument("recording", help="CSV with a header row, or a WFDB record (.hea)")
     p.add_argument("--column", metavar="NAME", help="channel to use (CSV column or WFDB signal name)")
     p.add_argument("--fs", metavar="HZ", help="sample rate in Hz (50..1000; WFDB records carry their own)")
-    p.add_argument("--adc-bits", type=int, choices=(10, 12, 16), metavar="{10,12,16}",
+    p.add_argument("--adc-bits", type=int, choices=ADC_BITS, metavar="{10,12,16}",
                    help="the recording holds raw ADC counts of this width (default: guessed from the "
                         "values; a weak 12-bit recording below 1024 would be taken for 10-bit)")
     p.add_argument("--beats", required=True, metavar="OUT.csv", help="where to write the beats")

@@ -3,6 +3,7 @@
 import time
 
 from vagal_host.errors import VagalError
+from vagal_host.recording import ADC_BITS
 from vagal_host.virtual import VirtualBoard, person_spec
 
 NAME = "virtual-board"
@@ -13,7 +14,7 @@ def add_arguments(p):
     p.add_argument("--recording", metavar="FILE", help="feed the ADC from this recording (CSV or WFDB) instead of a person")
     p.add_argument("--column", metavar="NAME", help="recording column / signal name")
     p.add_argument("--fs", type=float, metavar="HZ", help="recording sample rate (Hz) if the file does not say")
-    p.add_argument("--adc-bits", type=int, choices=(10, 12, 16), metavar="{10,12,16}",
+    p.add_argument("--adc-bits", type=int, choices=ADC_BITS, metavar="{10,12,16}",
                    help="the recording holds raw ADC counts of this width (default: guessed)")
     p.add_argument("--speed", default="1", metavar="N|max",
                    help="virtual clock speed: N times real time (default 1), or 'max'")
