@@ -32,6 +32,16 @@ def test_replay_writes_beats(tmp_path, capsys, engine):
     assert line.rstrip().endswith("-> %s" % out)  # where the beats went
 
 
+def test_replay_reads_a_csv_saved_with_a_byte_order_mark(tmp_path):
+    rec = tmp_path / "rec.csv"
+    truth = _good(rec)
+    rec.write_bytes(b"\xef\xbb\xbf" + rec.read_bytes())      # as spreadsheets save "CSV UTF-8"
+    out = tmp_path / "beats.csv"
+    assert main(["replay", str(rec), "--column", "time", "--fs", "100", "--beats", str(out)]) == 0
+    assert main(["replay", str(rec), "--column", "ppg", "--fs", "100", "--beats", str(out)]) == 0
+    assert abs(len(out.read_text().splitlines()) - 1 - len(truth)) <= 1
+
+
 @pytest.mark.parametrize("content,args,needle", [
     (None, ["--column", "ppg", "--fs", "100"], "no such file"),
     ("time,ppg\n1,2\n", ["--column", "nope", "--fs", "100"], "no column 'nope'"),

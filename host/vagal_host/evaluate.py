@@ -28,15 +28,30 @@ class Case:
 
 
 def _header(path):
-    with open(path, newline="") as f:
+    if path.suffix == ".hea":
+        import wfdb
+        try:
+            return list(wfdb.rdheader(str(path)[:-4]).sig_name or [])
+        except Exception as e:  # wfdb raises many kinds; all mean "not a readable header"
+            raise VagalError("%s is not a readable WFDB header: %s" % (path, e)) from None
+    with open(path, newline="", encoding="utf-8-sig") as f:
         for line in f:
             if line.strip() and not line.startswith("#"):
                 return [h.strip() for h in next(csv.reader([line]))]
     return []
 
 
-def discover(folder):
-    """Every `<stem>_rpeaks.csv` beside a signal file `<stem>.csv` or `<stem>_Signals.csv`."""
+def _wfdb_fs(path):
+    import wfdb
+    return float(wfdb.rdheader(str(path)[:-4]).fs)
+
+
+def discover(folder, column=None, fs=None, skipped=None):
+    """Every `<stem>_rpeaks.csv` beside its signals: `<stem>.csv`, `<stem>_Signals.csv` or a WFDB
+    record `<stem>.hea`. The PPG channel is `column`, else the first of PPG_COLUMNS the file has;
+    the sample rate is the one the files state (`fs=` in the first line of the references or the
+    CSV, or the WFDB header), else `fs`. A reference file that cannot be paired is appended to
+    `skipped` as (path, why): a dataset with one odd file is still scored, and says so."""
     folder = Path(folder)
     if folder.is_file():
         raise VagalError("%s is a file; give the folder that holds the recordings and their "
@@ -45,26 +60,44 @@ def discover(folder):
         raise VagalError("no such folder: %s%s" % (folder, " (the default is relative: run vagal evaluate "
                                                    "from the project folder, or name the folder)"
                                                    if str(folder) == "../shared/data" else ""))
+    if skipped is None:
+        skipped = []
     cases = []
     for rp in sorted(folder.rglob("*_rpeaks.csv")):
         stem = rp.name[: -len("_rpeaks.csv")]
-        signal = None
-        for cand in (stem + ".csv", stem + "_Signals.csv", stem + "_signals.csv"):
-            if (rp.parent / cand).exists():
-                signal = rp.parent / cand
-                break
+        names = (stem + ".csv", stem + "_Signals.csv", stem + "_signals.csv", stem + ".hea")
+        signal = next((rp.parent / c for c in names if (rp.parent / c).exists()), None)
         if signal is None:
+            skipped.append((rp, "no signal file beside it (%s)" % ", ".join(names)))
             continue
-        cols = _header(signal)
-        column = next((c for c in PPG_COLUMNS if c in cols), None)
-        if column is None:
+        try:
+            cols = _header(signal)
+        except UnicodeDecodeError:
+            skipped.append((rp, "%s is not a text CSV file" % signal.name))
             continue
-        fs = scoring.fs_from_comment(rp) or scoring.fs_from_comment(signal)
-        if fs is None:
-            raise VagalError("%s: cannot tell the sample rate (no 'fs=' in its first line)" % rp)
+        except VagalError as e:
+            skipped.append((rp, str(e)))
+            continue
+        if column is not None:
+            ppg = column if column in cols else None
+        else:
+            ppg = next((c for c in PPG_COLUMNS if c in cols), None)
+        if ppg is None:
+            skipped.append((rp, "%s has no %s column (columns: %s)%s" % (
+                signal.name, repr(column) if column else "PPG", ", ".join(cols),
+                "" if column else "; name it with --column")))
+            continue
+        rate = scoring.fs_from_comment(rp)
+        if rate is None:
+            rate = _wfdb_fs(signal) if signal.suffix == ".hea" else scoring.fs_from_comment(signal)
+        if rate is None:
+            rate = fs
+        if rate is None:
+            skipped.append((rp, "cannot tell the sample rate (no 'fs=' in its first line): give --fs"))
+            continue
         ex = rp.parent / (stem + "_exclude.csv")
         ecg = next((c for c in ECG_COLUMNS if c in cols), None)
-        cases.append(Case(stem, signal, column, fs, rp, ex if ex.exists() else None, ecg))
+        cases.append(Case(stem, signal, ppg, rate, rp, ex if ex.exists() else None, ecg))
     return cases
 
 

@@ -47,7 +47,7 @@ def check_fs(fs):
 
 def _read_csv(path, column):
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:   # -sig: a spreadsheet's BOM
             lines = list(f)
     except UnicodeDecodeError:
         raise VagalError("%s is not a text CSV file" % path) from None
@@ -121,7 +121,10 @@ def _read_wfdb(path, column):
 
 
 def read_column(path, column):
-    """One CSV column as recorded (floats, not mapped to ADC counts): (values, column name)."""
+    """One channel of a CSV or WFDB record (`.hea`) as recorded (floats, not mapped to ADC counts):
+    (values, column name)."""
+    if str(path).endswith(".hea"):
+        return _read_wfdb(str(path), column)[:2]
     return _read_csv(path, column)
 
 

@@ -42,7 +42,7 @@ class Score:
 def read_times(path, fs=None):
     """Beat times in seconds from a CSV with a `time_s` column, or a `sample` column and fs."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [ln for ln in f if ln.strip() and not ln.startswith("#")]
     except OSError as e:
         raise VagalError("cannot read %s: %s" % (path, e.strerror)) from None
@@ -69,7 +69,7 @@ def read_exclusions(path):
     if path is None:
         return []
     out = []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         for i, row in enumerate(csv.DictReader(f), start=2):
             try:
                 out.append((float(row["start_s"]), float(row["end_s"]), row["kind"].strip()))
@@ -79,7 +79,7 @@ def read_exclusions(path):
 
 
 def fs_from_comment(path):
-    with open(path) as f:
+    with open(path, encoding="utf-8-sig") as f:
         head = f.readline()
     m = re.search(r"fs\s*=\s*([0-9.]+)", head)
     return float(m.group(1)) if m else None

@@ -1,7 +1,10 @@
 """vagal evaluate: score the core's beats against ECG R-peak references, the PPG-beats way."""
 
+import sys
+
 from vagal_host.errors import VagalError
-from vagal_host.evaluate import discover, evaluate, pooled
+from vagal_host.evaluate import PPG_COLUMNS, discover, evaluate, pooled
+from vagal_host.recording import check_fs
 
 NAME = "evaluate"
 HELP = "score beat detection against ECG R-peaks on every recording with references in the given folders"
@@ -10,16 +13,25 @@ HELP = "score beat detection against ECG R-peaks on every recording with referen
 def add_arguments(p):
     p.add_argument("folders", nargs="*", metavar="FOLDER", default=["../shared/data"],
                    help="folders searched for <name>_rpeaks.csv beside <name>.csv or <name>_Signals.csv "
-                        "(default ../shared/data)")
+                        "(default ../shared/data); a record may also be WFDB (<name>.hea)")
+    p.add_argument("--column", default=None, metavar="NAME",
+                   help="the PPG channel in every recording (default: the first of %s)" % ", ".join(PPG_COLUMNS))
+    p.add_argument("--fs", default=None, metavar="HZ",
+                   help="sample rate of recordings whose files do not state it (an 'fs=' in the first "
+                        "line of the references or the CSV, or a WFDB header)")
     p.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core)")
 
 
 def run(args):
-    cases = []
+    fs = check_fs(args.fs) if args.fs is not None else None
+    cases, skipped = [], []
     for folder in args.folders:
-        cases.extend(discover(folder))
+        cases.extend(discover(folder, args.column, fs, skipped))
+    for path, why in skipped:
+        print("skipped %s: %s" % (path, why), file=sys.stderr)
     if not cases:
-        raise VagalError("no recordings with R-peak references (*_rpeaks.csv) found in %s" % ", ".join(args.folders))
+        raise VagalError("no recordings with R-peak references (*_rpeaks.csv) %s in %s" % (
+            "could be scored" if skipped else "found", ", ".join(args.folders)))
     if args.jobs is not None and args.jobs < 1:
         raise VagalError("--jobs must be at least 1")
     scores = evaluate(cases, args.jobs)
