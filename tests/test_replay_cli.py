@@ -46,6 +46,8 @@ def test_replay_reads_a_csv_saved_with_a_byte_order_mark(tmp_path):
     (None, ["--column", "ppg", "--fs", "100"], "no such file"),
     ("time,ppg\n1,2\n", ["--column", "nope", "--fs", "100"], "no column 'nope'"),
     ("time,ppg\n1,2\n2,abc\n", ["--column", "ppg", "--fs", "100"], "line 3"),
+    ("# from the bench\n\ntime,ppg\n1,2\n2,abc\n", ["--column", "ppg", "--fs", "100"], "line 5"),  # the file's own
+    ("1,2\n\n2,\n", ["--column", "1", "--fs", "100"], "line 3: no value in column '1'"),   # no header row
     ("time,ppg\n1,2\n2,nan\n", ["--column", "ppg", "--fs", "100"], "not a finite number"),
     ("", ["--column", "ppg", "--fs", "100"], "is empty"),
     ("time,ppg\n", ["--column", "ppg", "--fs", "100"], "no samples"),

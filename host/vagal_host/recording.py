@@ -10,6 +10,7 @@ like a sensor whose output sits inside the ADC's input range.
 import csv
 import math
 import os
+from array import array
 
 from vagal_host.errors import VagalError
 from vagal_host.session import MAGIC as SESSION_MAGIC
@@ -45,34 +46,47 @@ def check_fs(fs):
     return fs
 
 
+def _numeric(s):
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
 def _read_csv(path, column):
+    """One column of a CSV as floats, read row by row (an overnight recording is millions of rows:
+    never all its lines at once). Line numbers in errors are the file's own."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:   # -sig: a spreadsheet's BOM
-            lines = list(f)
+            return _parse_csv(f, path, column)
     except UnicodeDecodeError:
         raise VagalError("%s is not a text CSV file" % path) from None
-    if lines and lines[0].startswith(SESSION_MAGIC):  # its '#' header would be skipped as comments
-        raise VagalError("%s is a vagal session file, not a recording: use vagal report, vagal export "
-                         "or vagal resonance on it" % path)
-    lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
+
+
+def _parse_csv(f, path, column):
+    at = [0]                       # the file line of the row just read
+
+    def data_lines():
+        for n, line in enumerate(f, start=1):
+            if n == 1 and line.startswith(SESSION_MAGIC):   # its '#' header would be skipped
+                raise VagalError("%s is a vagal session file, not a recording: use vagal report, "
+                                 "vagal export or vagal resonance on it" % path)
+            if line.strip() and not line.lstrip().startswith("#"):
+                at[0] = n
+                yield line
+
+    reader = csv.reader(data_lines())
+    first = next(reader, None)
+    if first is None:
         raise VagalError("%s is empty" % path)
-    rows = list(csv.reader(lines))
-    header = [h.strip() for h in rows[0]]
-
-    def numeric(s):
-        try:
-            float(s)
-            return True
-        except ValueError:
-            return False
-
-    if all(numeric(h) for h in header if h):
+    header = [h.strip() for h in first]
+    pending = None
+    if all(_numeric(h) for h in header if h):
         names = [str(i) for i in range(len(header))]   # no header row: columns by index
-        body = rows
+        pending = (at[0], first)
     else:
         names = header
-        body = rows[1:]
     if column is None:
         if len(names) != 1:
             raise VagalError("%s has columns %s: choose one with --column" % (path, ", ".join(names)))
@@ -80,8 +94,16 @@ def _read_csv(path, column):
     if column not in names:
         raise VagalError("%s has no column %r (columns: %s)" % (path, column, ", ".join(names)))
     idx = names.index(column)
-    values = []
-    for lineno, row in enumerate(body, start=2 if body is not rows else 1):
+    values = array("d")
+    while True:
+        if pending is not None:
+            lineno, row = pending
+            pending = None
+        else:
+            row = next(reader, None)
+            if row is None:
+                break
+            lineno = at[0]
         if idx >= len(row) or row[idx].strip() == "":
             raise VagalError("%s line %d: no value in column %r" % (path, lineno, column))
         cell = row[idx].strip()

@@ -35,7 +35,7 @@ from vagal.ticks import TICKS_MAX
 
 from vagal_host.analysis import PacerView
 from vagal_host.errors import VagalError
-from vagal_host.recording import load_recording
+from vagal_host.recording import load_recording, read_column
 from vagal_host.replay_engines import rate_fraction
 from vagal_host import scoring
 from vagal_host.scoring import read_exclusions, read_times, score
@@ -146,17 +146,6 @@ def ppg_beats(samples, fs):
     return beats, changes
 
 
-def read_column(path, column):
-    """One column of a CSV as floats (header names stripped), for the ECG itself."""
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        names = [n.strip() for n in next(reader)]
-        if column not in names:
-            raise VagalError("%s has no column %r" % (path, column))
-        i = names.index(column)
-        return np.array([float(row[i]) for row in reader if row])
-
-
 def ecg_beats(times):
     """R-peak times -> [(t_s, ibi_us, accepted)] through the same interval cleaner as the device."""
     hrv = HRV(32)
@@ -236,7 +225,7 @@ def check_recording(data_dir, name, signals, fs, ppg_col, resp_col, ecg_col, rpe
     r_times = read_times(rp, fs)
     if refine:
         # whole samples are 8-10 ms steps, 1.1-1.4 bpm at 90 bpm: as large as the swing checked
-        r_times = scoring.subsample_rpeaks(r_times, read_column(path, ecg_col), fs)
+        r_times = scoring.subsample_rpeaks(r_times, read_column(path, ecg_col)[0], fs)
     excl = read_exclusions(os.path.join(data_dir, exclude)) if exclude else []
     breaths = breaths_from_respiration(resp.samples, fs)
     pb, pq = ppg_beats(ppg.samples, fs)
