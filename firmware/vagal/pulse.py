@@ -47,8 +47,13 @@ DROPOUT_LEVEL = 64       # at or below: the sensor output fell to ground (lost c
 RAIL_LEVEL = 65280       # at or above: the ADC's top rail (4080 counts of 4095)
 FLAT_RANGE = 160         # raw peak-to-peak below this over a block: no pulse at all (~10 counts)
 STUCK_DELTA = 16         # within one 12-bit count: "the same value" for clipping detection
+FLOOR_CLIP = 1024        # at or below (64 counts, ~50 mV): where an amplifier clips at its ground rail
 
 THRESHOLD_PCT = 35       # pulse threshold, % of the running mean slope-sum peak
+# The smallest slope sum taken for a pulse: a rise of 4 12-bit counts in 128 ms (a pulse of about
+# 6 counts). Low-passed ADC noise sums to 10-30; learning from a quiet stretch below this would set
+# a threshold noise crosses, and the mean pulse slope sum could not grow back from it.
+SSF_MIN = 64
 FALL_DIV = 5             # a peak is confirmed once the signal fell 1/FALL_DIV of the pulse amplitude
 
 
@@ -193,15 +198,19 @@ class BeatDetector:
         d = x - self._run_x
         if -STUCK_DELTA <= d <= STUCK_DELTA:
             self._stuck += 1
-            if self._stuck >= self._stuck_len:
+            if self._stuck >= self._stuck_len and not bad:
                 top = self._blk_max
                 if self._prev_max > top:
                     top = self._prev_max
                 bot = self._blk_min
                 if self._prev_min < bot:
                     bot = self._prev_min
-                if (x >= top - STUCK_DELTA or x <= bot + STUCK_DELTA) and top - bot > FLAT_RANGE:
-                    bad = SATURATED      # held at an extreme while the signal moves: clipping
+                # Held at the top while the signal moves: the amplifier clipped the pulse. At the
+                # bottom only near ground: mid-range, a weak pulse's end of diastole can hold
+                # within a count for 200 ms on its own when the ADC is quiet.
+                if (x >= top - STUCK_DELTA or (x <= bot + STUCK_DELTA and x <= FLOOR_CLIP)) \
+                        and top - bot > FLAT_RANGE:
+                    bad = SATURATED
         else:
             self._stuck = 0
             self._run_x = x
@@ -263,6 +272,11 @@ class BeatDetector:
             if self._learn >= self._learn_len or (
                     self._learn >= self._learn_min and self._learn_max_at > self._w
                     and ssf * 4 < self._learn_ssf):
+                if self._learn_ssf < SSF_MIN:
+                    self._learn = 0     # nothing rose above the noise: no pulse to learn yet
+                    self._learn_ssf = 0
+                    self._learn_max_at = 0
+                    return False
                 self._end_learning()
                 if self._nq:
                     self._pop()
@@ -302,8 +316,8 @@ class BeatDetector:
             floor = self._noise * 2
             if thr < floor:
                 thr = floor
-            if thr < 4:
-                thr = 4
+            if thr < SSF_MIN // 2:
+                thr = SSF_MIN // 2
             if ssf > thr and self._since_peak > self._refractory:
                 self._cand = 1
                 self._cand_len = 0
@@ -315,7 +329,8 @@ class BeatDetector:
                 self._noise += (ssf - self._noise) >> 7
                 if self._miss_n and self._since_peak > self._miss_n:
                     self._since_peak = self._refractory + 1
-                    self._ssf_avg -= self._ssf_avg >> 2
+                    a = self._ssf_avg - (self._ssf_avg >> 2)
+                    self._ssf_avg = a if a > SSF_MIN else SSF_MIN
             return False
         self._cand_len += 1
         if ssf > self._cand_ssf:

@@ -177,6 +177,43 @@ def test_no_beats_and_a_named_state_in_bad_stretches():
         assert qual[-1] == OK, (kind, QUALITY_NAMES[qual[-1]])
 
 
+def test_a_quiet_stretch_is_not_learned_as_the_pulse():
+    """After a drop-out the detector relearns the pulse size. Learning from a quiet stretch (no
+    finger yet, ADC noise just above the flat-line limit) once set a threshold noise crosses, and
+    the mean pulse slope sum never grew back from it: beats were invented between pulses for as
+    long as the session lasted."""
+    fs = 125
+    x, truth = synth_ppg.ppg(fs, 45, hr_bpm=70, seed=23)
+    rng = synth_ppg.Rng(9)
+    for i in range(10 * fs, 11 * fs):
+        x[i] = 0                                        # the cable pulled: a drop-out
+    for i in range(11 * fs, 15 * fs):
+        x[i] = 30000 + int(220 * (rng.uniform() - 0.5))  # no pulse, noise of about 14 counts
+    beats, _, qual = run(x, fs)
+    found = [t for t, _, _ in beats]
+    assert not [t for t in found if 10.3 < t < 15.0], found
+    later = [t for t in truth if t > 18.0]
+    hits, miss, extra = match([t for t in found if t > 17.95], later, 0.05)
+    assert miss == 0 and extra == 0, (miss, extra)
+
+
+def test_a_weak_pulse_on_a_quiet_adc_is_not_taken_for_clipping():
+    """A pulse of 40 12-bit counts with half a count of noise: between beats the signal holds
+    within a count for longer than 200 ms, as a clipped top does. At the bottom, mid-range, that
+    is the end of diastole, not an amplifier at its rail (it once read as saturated, and beats
+    were lost to it)."""
+    fs = 250
+    x, truth = synth_ppg.ppg(fs, 40, hr_bpm=60, amp=640, noise=8, wander=100, seed=29)
+    for i in range(len(x)):
+        x[i] = (x[i] >> 4) << 4                     # 12-bit counts, as the ADC gives them
+    beats, _, qual = run(x, fs)
+    clipped = [i / fs for i in range(len(qual)) if qual[i] == SATURATED]
+    assert not clipped, clipped[:5]
+    found = [t for t, _, _ in beats if t > 2.45]
+    hits, miss, extra = match(found, [t for t in truth if t > 2.5], 0.05)
+    assert miss == 0 and extra == 0, (miss, extra, found, truth)
+
+
 def test_motion_burst_gives_no_beats_inside():
     fs = 100
     x, truth = synth_ppg.ppg(fs, 40, hr_bpm=70, seed=19)
