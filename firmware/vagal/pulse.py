@@ -21,7 +21,11 @@ Signal quality is judged on the raw samples: drop-outs to zero, a rail or a clip
 a flat line (no finger), amplitude collapse and motion bursts. In any of those states no beat is
 emitted; after the signal comes back the detector waits for its filters to settle, relearns the
 pulse amplitude from the first full upstroke of the new signal, rescans what it learned from (so
-that beat is not lost, and still reported within 0.5 s of its peak) and detects again.
+that beat is not lost, and still reported within 0.5 s of its peak) and detects again. Learning
+takes only an upstroke that rises above the ADC's noise (SSF_MIN). Two exceptions keep a glitch
+from costing beats: a spike to a rail or to zero of up to 16 ms is bridged with the last good
+sample, and after a drop-out or rail of up to 250 ms, met while the pulse was being followed, the
+pulse learned before it is kept (the filters still settle; nothing is relearned).
 
 Everything in push() is integer arithmetic on small ints held in preallocated arrays: no
 allocation, no float, every value far inside |x| < 2**30 (see _check_ranges in the tests).
@@ -90,6 +94,8 @@ class BeatDetector:
         self._dicrotic = fs * 45 // 100       # a weak upstroke within 450 ms may be the dicrotic wave
         self._peak_window = fs * 60 // 100    # a peak must be confirmed within 600 ms of onset
         self._settle = self._l1 + self._l2 + self._w + fs // 2   # filters forget a bad stretch
+        self._glitch = fs // 4                # a bad stretch this short keeps what was learned
+        self._spike = max(1, fs // 64)        # bad samples this few (up to 16 ms) are bridged over
         # Learn the pulse size from the first full upstroke (at least 0.4 s, at most 2 s), then
         # rescan the learning window: ending at the first upstroke keeps its beat within 0.5 s.
         self._learn_min = fs * 4 // 10
@@ -146,6 +152,10 @@ class BeatDetector:
         self._small_blocks = 0
         self._low_blocks = 0
         self._bad_hold = 0          # samples to wait before detection resumes
+        self._bad_n = 0             # samples of the current bad stretch (up to _glitch)
+        self._bad_run = 0           # bad samples in a row so far (up to _spike)
+        self._good_x = 0            # the last sample that was not bad
+        self._glitch_ok = 0         # it began while following the pulse, and is still short
         # detection
         self._learn = 0
         self._learn_ssf = 0
@@ -191,10 +201,24 @@ class BeatDetector:
             self._prime(x)
         # --- raw signal quality: drop-out, rail and clipped flat tops, judged sample by sample
         bad = 0
+        clipped = 0
         if x <= DROPOUT_LEVEL:
             bad = DROPOUT
         elif x >= RAIL_LEVEL:
             bad = SATURATED
+        if bad:
+            if self._bad_run < self._spike and not self._bad_hold:
+                # a spike to a rail or to zero, a few samples long (a glitch, not a lost
+                # sensor): the filters and the quality blocks see the last good sample instead,
+                # so one bad sample does not cost the beats of a whole settling time
+                self._bad_run += 1
+                x = self._good_x
+                bad = 0
+            else:
+                self._bad_run = self._spike
+        else:
+            self._bad_run = 0
+            self._good_x = x
         d = x - self._run_x
         if -STUCK_DELTA <= d <= STUCK_DELTA:
             self._stuck += 1
@@ -211,6 +235,7 @@ class BeatDetector:
                 if (x >= top - STUCK_DELTA or (x <= bot + STUCK_DELTA and x <= FLOOR_CLIP)) \
                         and top - bot > FLAT_RANGE:
                     bad = SATURATED
+                    clipped = 1
         else:
             self._stuck = 0
             self._run_x = x
@@ -252,6 +277,13 @@ class BeatDetector:
 
         if bad or self._bad_hold:
             if bad:
+                if self._bad_hold == 0:          # a bad stretch begins
+                    self._bad_n = 0
+                    self._glitch_ok = self.quality == OK
+                if self._bad_n < self._glitch and not clipped:
+                    self._bad_n += 1
+                else:
+                    self._glitch_ok = 0         # long, or a clipped pulse: relearn after it
                 self._bad_hold = self._settle
                 self.quality = bad
                 self._cand = 0
@@ -259,7 +291,15 @@ class BeatDetector:
             else:
                 self._bad_hold -= 1
                 if self._bad_hold == 0:
-                    self._relearn()
+                    ok = self._glitch_ok
+                    self._glitch_ok = 0
+                    if ok and self._ssf_avg:
+                        # a glitch (a spike to a rail, a drop-out of a few samples) while the
+                        # pulse was being followed: the pulse is still the one learned
+                        self.quality = OK
+                        self._since_peak = self._refractory + 1
+                    else:
+                        self._relearn()
             return False
         q = self.quality
         if q == LEARNING:
@@ -372,6 +412,7 @@ class BeatDetector:
         self._s2 = x * self._l2
         self._prev_lp = x
         self._run_x = x
+        self._good_x = x
         self._primed = 1
 
     def _relearn(self):

@@ -1,7 +1,7 @@
 """The beat detector on synthetic signals with known beats: accuracy, latency, quality states,
 tick wrap-around and an allocation-free per-sample path (checked on the MicroPython runtimes)."""
 
-from vagal.pulse import BeatDetector, QUALITY_NAMES, OK, NO_CONTACT, DROPOUT, SATURATED
+from vagal.pulse import BeatDetector, QUALITY_NAMES, OK, LEARNING, NO_CONTACT, DROPOUT, SATURATED
 from vagal.ticks import TickClock, ticks_diff, TICKS_MAX
 import portable
 import synth_ppg
@@ -214,6 +214,42 @@ def test_a_weak_pulse_on_a_quiet_adc_is_not_taken_for_clipping():
     assert miss == 0 and extra == 0, (miss, extra, found, truth)
 
 
+def test_a_one_sample_spike_costs_no_beat():
+    """A glitch to a rail or to zero, one sample long, is bridged with the last good sample: it
+    once held detection off for a settling time and a relearning, about three beats each."""
+    fs = 125
+    x, truth = synth_ppg.ppg(fs, 60, hr_bpm=75, seed=31)
+    spikes = [int((5.3 + 4.1 * k) * fs) for k in range(13)]
+    for n, i in enumerate(spikes):
+        x[i] = 65535 if n % 2 else 0
+    beats, _, qual = run(x, fs)
+    hits, miss, extra = match([t for t, _, _ in beats if t > 2.45], [t for t in truth if t > 2.5], 0.05)
+    assert miss == 0 and extra == 0, (miss, extra)
+    assert not [i for i in range(int(3 * fs), len(qual)) if qual[i] != OK]
+
+
+def test_a_short_drop_out_keeps_what_was_learned():
+    """100 ms of zeros (a cable wiggle) while the pulse is followed: no beat in it, and no
+    relearning after it, so detection resumes as soon as the filters have settled."""
+    fs = 250
+    x, truth = synth_ppg.ppg(fs, 40, hr_bpm=60, seed=37)
+    lo = int(20.55 * fs)
+    for i in range(lo, lo + fs // 10):
+        x[i] = 0
+    beats, _, qual = run(x, fs)
+    states = [qual[i] for i in range(int(3 * fs), len(qual))]
+    assert DROPOUT in states and LEARNING not in states, sorted(set(states))
+    found = [t for t, _, _ in beats]
+    assert not [t for t in found if 20.55 < t < 20.65], found
+    hits, miss, extra = match([t for t in found if t > 21.95], [t for t in truth if t > 22.0], 0.05)
+    assert miss == 0 and extra == 0, (miss, extra)
+    # a second of zeros is a lost sensor: the pulse is learned again after it
+    for i in range(int(30.2 * fs), int(31.2 * fs)):
+        x[i] = 0
+    _, _, qual = run(x, fs)
+    assert LEARNING in [qual[i] for i in range(int(31.2 * fs), len(qual))]
+
+
 def test_motion_burst_gives_no_beats_inside():
     fs = 100
     x, truth = synth_ppg.ppg(fs, 40, hr_bpm=70, seed=19)
@@ -250,7 +286,11 @@ def test_push_allocates_nothing():
         return beats
 
     # warm up outside the lock (first-call attribute caches), then the rest with the heap locked:
-    # learning, the rescan, detection, beats and a quality change all happen inside
+    # learning, the rescan, detection, beats, a bridged spike, a short drop-out kept through
+    # and a quality change all happen inside
+    x[int(2.5 * fs)] = 65535
+    for i in range(int(3.2 * fs), int(3.26 * fs)):
+        x[i] = 0
     feed(0, 10)
     beats = portable.no_alloc(feed, 10, len(x))
     assert beats >= 4, beats
@@ -261,6 +301,13 @@ def test_push_allocates_nothing():
     feed(0, 10)
     portable.no_alloc(feed, 10, len(x))
     assert det.quality in (0, 1, 4)
+    # a quiet start: learning finds nothing above the noise and begins again, still locked
+    rng = synth_ppg.Rng(2)
+    for i in range(0, 3 * fs):
+        x[i] = 30000 + int(200 * (rng.uniform() - 0.5))
+    det = BeatDetector(fs)
+    feed(0, 10)
+    portable.no_alloc(feed, 10, len(x))
 
 
 def test_wild_values_are_held_before_they_can_leave_small_int_range():
