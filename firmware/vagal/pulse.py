@@ -10,18 +10,20 @@ Per sample:  x -> two cascaded moving averages (low-pass, ~16 Hz)  -> first diff
 A pulse starts when the SSF crosses an adaptive threshold (a fraction of the running mean SSF peak,
 decaying after a missed beat, never below a floor learned from the signal's own noise). The pulse
 peak is then the maximum of the low-passed signal after that upstroke, confirmed once the signal has
-fallen by a fifth of the pulse amplitude, and refined with a three-point parabola (1/256 sample) whose
-time is interpolated between the two samples' own ticks. The beat is emitted at that confirmation,
-typically 60-200 ms after the peak. The vertex of the ~4.5 Hz low-passed pulse is used on purpose:
-on an asymmetric pulse it sits a near-constant 10-20 ms after the raw maximum, but it is the more
-repeatable fiducial - refining on the raw or lightly smoothed signal raised the IBI error against
+fallen by a fifth of the pulse amplitude (on a rising baseline, by a sixteenth once the maximum is
+250 ms old), and refined with a three-point parabola (1/256 sample) whose time is interpolated
+between the two samples' own ticks. The beat is emitted at that confirmation, typically 60-200 ms
+after the peak and never later than 0.5 s (a beat found later, by the rescan after learning, is not
+reported: the resonance meter counts on that bound). The vertex of the ~4.5 Hz low-passed pulse is
+used on purpose: on an asymmetric pulse it sits a near-constant 10-20 ms after the raw maximum, but
+it is the more repeatable fiducial - refining on the raw or lightly smoothed signal raised the IBI error against
 the ECG from 6.5 to 7-9 ms on the NeuroKit2 and BIDMC recordings (`vagal evaluate`).
 
 Signal quality is judged on the raw samples: drop-outs to zero, a rail or a clipped flat top,
 a flat line (no finger), amplitude collapse and motion bursts. In any of those states no beat is
 emitted; after the signal comes back the detector waits for its filters to settle, relearns the
 pulse amplitude from the first full upstroke of the new signal, rescans what it learned from (so
-that beat is not lost, and still reported within 0.5 s of its peak) and detects again. Learning
+that beat is not lost when it is still within 0.5 s of its peak) and detects again. Learning
 takes only an upstroke that rises above the ADC's noise (SSF_MIN). Two exceptions keep a glitch
 from costing beats: a spike to a rail or to zero of up to 16 ms is bridged with the last good
 sample, and after a drop-out or rail of up to 250 ms, met while the pulse was being followed, the
@@ -93,6 +95,7 @@ class BeatDetector:
         self._refractory = fs * 30 // 100     # no new upstroke within 300 ms of a peak
         self._dicrotic = fs * 45 // 100       # a weak upstroke within 450 ms may be the dicrotic wave
         self._peak_window = fs * 60 // 100    # a peak must be confirmed within 600 ms of onset
+        self._slow_fall = fs // 4             # a peak left slowly is confirmed 250 ms after it
         self._settle = self._l1 + self._l2 + self._w + fs // 2   # filters forget a bad stretch
         self._glitch = fs // 4                # a bad stretch this short keeps what was learned
         self._spike = max(1, fs // 64)        # bad samples this few (up to 16 ms) are bridged over
@@ -102,6 +105,7 @@ class BeatDetector:
         self._learn_len = fs * 2
         self._block = max(8, fs // 4)         # raw quality blocks of 250 ms
         self._period_us = 1000000 // fs       # nominal, only to size the missed-beat wait
+        self._late_us = 500000 - 4 * self._period_us   # queued beats leave one per sample
         self._stuck_len = max(3, fs * 200 // 1000)  # held 200 ms at an extreme: clipping
         # History of low-passed values, slope sums and ticks: a power of two >= 2 s.
         n = 64
@@ -154,6 +158,7 @@ class BeatDetector:
         self._bad_hold = 0          # samples to wait before detection resumes
         self._bad_n = 0             # samples of the current bad stretch (up to _glitch)
         self._bad_run = 0           # bad samples in a row so far (up to _spike)
+        self._now = 0               # tick of the sample being pushed
         self._good_x = 0            # the last sample that was not bad
         self._glitch_ok = 0         # it began while following the pulse, and is still short
         # detection
@@ -194,6 +199,7 @@ class BeatDetector:
         elif x > self._xmax:
             x = self._xmax
         x <<= self._shift
+        self._now = t_us
         if self._nq:
             self._pop()          # a beat found by the start-up rescan, reported one per sample
             return True
@@ -382,8 +388,15 @@ class BeatDetector:
         if self._cand_len > self._peak_window:
             self._cand = 0          # rose and never fell: a step or a drift, not a pulse
             return False
-        if amp <= 0 or self._cand_max - lp < amp // FALL_DIV or h == self._cand_max_i:
+        if amp <= 0 or h == self._cand_max_i:
             return False
+        fall = self._cand_max - lp
+        if fall < amp // FALL_DIV:
+            # Not yet fallen a fifth of the way back. On a rising baseline (a deep breath, a slow
+            # movement) it may never: then a maximum 250 ms old that the signal has left by a
+            # sixteenth of the pulse is the peak (the window above would drop the beat).
+            if fall * 16 < amp or fall <= 0 or ((h - self._cand_max_i) & self._hm) < self._slow_fall:
+                return False
         # The signal has fallen part of the way back: the peak is confirmed.
         self._cand = 0
         return self._accept(amp, h)
@@ -547,6 +560,10 @@ class BeatDetector:
             conf -= dev * 50 // self._ibi_avg
         if conf < 0:
             conf = 0
+        # Found too late to report within 0.5 s of its peak (the rescan after learning reaches up
+        # to 2 s back): not emitted, though its time still starts the next interval.
+        if ticks_diff(self._now, t0) > self._late_us:
+            return False
         if self._nq == 4:
             return False
         i = (self._qh + self._nq) & 3
