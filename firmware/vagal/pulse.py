@@ -19,6 +19,13 @@ used on purpose: on an asymmetric pulse it sits a near-constant 10-20 ms after t
 it is the more repeatable fiducial - refining on the raw or lightly smoothed signal raised the IBI error against
 the ECG from 6.5 to 7-9 ms on the NeuroKit2 and BIDMC recordings (`vagal evaluate`).
 
+A weak upstroke early in the interval may be the dicrotic wave or, in atrial fibrillation, a beat
+after a short filling time. It is set aside as the dicrotic wave (PulseSensor captures show one in
+most cycles) until the evidence says otherwise: a dicrotic wave comes back at the same delay after
+every pulse and leaves the beats' rhythm whole, while an early beat comes at a different delay each
+time and, set aside, leaves a beat's worth of time missing. After one is set aside, the rest of
+its upstroke cannot start a new pulse.
+
 Signal quality is judged on the raw samples: drop-outs to zero, a rail or a clipped flat top,
 a flat line (no finger), amplitude collapse and motion bursts. In any of those states no beat is
 emitted; after the signal comes back the detector waits for its filters to settle, relearns the
@@ -94,6 +101,9 @@ class BeatDetector:
         # Durations in samples.
         self._refractory = fs * 30 // 100     # no new upstroke within 300 ms of a peak
         self._dicrotic = fs * 45 // 100       # a weak upstroke within 450 ms may be the dicrotic wave
+        self._dic_max = fs * 6 // 10          # ... and one within 600 ms tells what it is
+        self._rest = fs // 10                 # no new pulse within 100 ms of a dicrotic wave set
+                                              # aside, unless its slope sum fell below threshold
         self._peak_window = fs * 60 // 100    # a peak must be confirmed within 600 ms of onset
         self._slow_fall = fs // 4             # a peak left slowly is confirmed 250 ms after it
         self._settle = self._l1 + self._l2 + self._w + fs // 2   # filters forget a bad stretch
@@ -159,6 +169,16 @@ class BeatDetector:
         self._bad_n = 0             # samples of the current bad stretch (up to _glitch)
         self._bad_run = 0           # bad samples in a row so far (up to _spike)
         self._now = 0               # tick of the sample being pushed
+        # Is a weak early upstroke here a dicrotic wave or a beat (atrial fibrillation)? The
+        # evidence (_dicrotic_delay, _dicrotic_evidence) moves a score in -3..3; at 0 and above,
+        # as at the start, weak early upstrokes are set aside as dicrotic waves.
+        self._dscore = 0
+        self._pend = 0              # one was set aside since the last beat
+        self._weak_prev = 0         # the last beat was one, taken as a beat
+        self._weak_ibi = 0          # ... and its interval (us)
+        self._wgap = 0              # samples from its beat to the last weak early upstroke
+        self._strong_n = 0          # beats since then, not counting weak ones (up to 3)
+        self._last_n = 0            # the last interval, in samples
         self._good_x = 0            # the last sample that was not bad
         self._glitch_ok = 0         # it began while following the pulse, and is still short
         # detection
@@ -172,6 +192,7 @@ class BeatDetector:
         self._noise = 0             # running SSF level between pulses
         self._since_peak = 1000000  # samples since the last accepted peak (saturating)
         self._cand = 0              # 0 idle, 1 following an upstroke to its peak
+        self._rearm = 0             # samples left of a dicrotic wave's upstroke (see _rest)
         self._cand_len = 0
         self._cand_ssf = 0
         self._cand_max = 0
@@ -364,7 +385,11 @@ class BeatDetector:
                 thr = floor
             if thr < SSF_MIN // 2:
                 thr = SSF_MIN // 2
-            if ssf > thr and self._since_peak > self._refractory:
+            if self._rearm:
+                self._rearm -= 1
+                if ssf <= thr:
+                    self._rearm = 0         # the upstroke set aside is over
+            elif ssf > thr and self._since_peak > self._refractory:
                 self._cand = 1
                 self._cand_len = 0
                 self._cand_ssf = ssf
@@ -453,6 +478,49 @@ class BeatDetector:
             k = (k + 1) & m
             n -= 1
 
+    def _dicrotic_delay(self, gap):
+        """A weak upstroke within 600 ms of a beat in two cycles running: at the same delay after
+        its beat (within an eighth) it is the dicrotic wave, which follows every pulse alike; at
+        another delay it is a beat, as in atrial fibrillation, where the delay is the random
+        interval. True if at the same delay."""
+        same = 0
+        if self._strong_n == 1 and self._wgap:
+            d = gap - self._wgap
+            if d < 0:
+                d = -d
+            if d * 8 <= self._wgap:
+                same = 1
+                if self._dscore < 3:
+                    self._dscore += 1
+            elif self._dscore > -3:
+                self._dscore -= 1
+        self._wgap = gap
+        self._strong_n = 0
+        return same
+
+    def _dicrotic_evidence(self, ibi):
+        """Learn from this beat's interval what the weak early upstrokes before it were.
+
+        One set aside as a dicrotic wave: if the beats kept their rhythm around it (this interval
+        under 6/5 of the mean) it was one; if a beat's worth of time is missing (over 4/3) it was a
+        beat, as in atrial fibrillation, where a beat after a short filling time is weak and early.
+        One taken as a beat: if its interval and this one make up one mean interval (under 11/10),
+        it was a dicrotic wave after all, counted twice: two steps back to setting them aside."""
+        typ = self._ibi_avg
+        s = self._dscore
+        if self._pend:
+            if ibi * 5 < typ * 6:
+                if s < 3:
+                    s += 1
+            elif ibi * 3 > typ * 4:
+                if s > -3:
+                    s -= 1
+        if self._weak_prev and (self._weak_ibi + ibi) * 10 < typ * 11:
+            s += 2
+            if s > 3:
+                s = 3
+        self._dscore = s
+
     def _pop(self):
         i = self._qh
         self.beat_t_us = self._qt[i]
@@ -474,6 +542,9 @@ class BeatDetector:
         ref = self._prev_ssf
         if avg > ref:
             ref = avg
+        weak = 0
+        taken = 0
+        same = 0
         if self._have_prev and cssf * 4 < ref * 3:
             gap = self._since_peak - after            # samples from the last peak to this one
             # Early: within 450 ms (PulseSensor captures show the wave 310-440 ms after the pulse,
@@ -488,8 +559,18 @@ class BeatDetector:
                 n = self._ibi_avg * 3 // 5 // self._period_us
                 if early < n:
                     early = n
-            if gap < early:
-                return False
+            # A weak upstroke early in the interval, or well before the last interval's length
+            # (a run of dicrotic waves counted as beats shortens the mean, not the interval
+            # after each wave): what it is shows in whether its delay repeats
+            if gap < early or (gap < self._dic_max and gap * 5 < self._last_n * 4):
+                same = self._dicrotic_delay(gap)
+                weak = 1
+            if gap < early or (weak and same and self._dscore >= 2):
+                if self._dscore >= 0:
+                    self._pend = 1
+                    self._rearm = self._rest    # nor is the rest of that upstroke
+                    return False
+                taken = 1           # here such upstrokes have proved to be beats
         self._since_peak = after
         # Motion and artefacts: an upstroke far larger than the learned pulse. Three in a row mean
         # the pulse itself changed (pressure, posture): adopt the new size instead of rejecting.
@@ -502,11 +583,12 @@ class BeatDetector:
         self._big = 0
         if cssf > avg * 3:
             cssf = avg * 3
-        self._ssf_avg = avg + ((cssf - avg) >> 3)
-        if self._amp_avg == 0:
-            self._amp_avg = amp
-        else:
-            self._amp_avg += (amp - self._amp_avg) >> 3
+        if not taken:               # a weak early beat does not teach the pulse's size
+            self._ssf_avg = avg + ((cssf - avg) >> 3)
+            if self._amp_avg == 0:
+                self._amp_avg = amp
+            else:
+                self._amp_avg += (amp - self._amp_avg) >> 3
 
         # Sub-sample peak: parabola through the peak and its neighbours, offset in 1/256 sample,
         # minus the low-pass group delay; time from the ticks of the samples around it.
@@ -536,6 +618,10 @@ class BeatDetector:
         ibi = 0
         if self._have_prev:
             ibi = ticks_diff(t0, self._prev_t)
+            if self._ibi_avg:
+                self._dicrotic_evidence(ibi)
+            self._weak_ibi = ibi
+            self._last_n = ibi // self._period_us
             if self._ibi_avg == 0:
                 self._ibi_avg = ibi
             else:
@@ -543,6 +629,10 @@ class BeatDetector:
             # no pulse for 1.6 mean intervals (in samples) means a beat was missed
             if self._ibi_avg > 0:
                 self._miss_n = (self._ibi_avg * 8 // 5) // self._period_us + 1
+        self._pend = 0
+        self._weak_prev = taken
+        if not weak and self._strong_n < 3:
+            self._strong_n += 1
         self._prev_t = t0
         self._prev_ssf = self._cand_ssf
         self._have_prev = 1

@@ -55,9 +55,10 @@ def beat_times(duration_s, hr_bpm=70.0, rsa_bpm=4.0, breath_hz=0.1, ectopic_ever
 
 
 def ppg(fs, duration_s, hr_bpm=70.0, amp=8000, dicrotic=0.35, noise=60, wander=1500,
-        ectopic_every=0, seed=1, base=32768, amp_mod=0.0):
+        ectopic_every=0, seed=1, base=32768, amp_mod=0.0, dicrotic_s=0.32):
     """Samples (ints, read_u16 scale) at fs Hz and the list of true peak times. amp_mod: depth of
-    a breathing-rate (0.1 Hz) modulation of each pulse's size, as breathing gives on a finger."""
+    a breathing-rate (0.1 Hz) modulation of each pulse's size, as breathing gives on a finger;
+    dicrotic_s: the dicrotic wave's delay after the pulse peak."""
     times, ect = beat_times(duration_s, hr_bpm, ectopic_every=ectopic_every, seed=seed)
     rng = Rng(seed + 101)
     n = int(duration_s * fs)
@@ -79,10 +80,53 @@ def ppg(fs, duration_s, hr_bpm=70.0, amp=8000, dicrotic=0.35, noise=60, wander=1
                 v += a * math.exp(-(dt * dt) / (2 * 0.06 * 0.06))
             else:
                 v += a * math.exp(-(dt * dt) / (2 * 0.12 * 0.12))
-            dd = dt - 0.32
+            dd = dt - dicrotic_s
             v += a * dicrotic * math.exp(-(dd * dd) / (2 * 0.06 * 0.06))
             j += 1
         x = base + amp * v + wander * math.sin(2 * math.pi * 0.1 * t + 0.5) + noise * rng.gauss()
         x = int(x)
+        out[i] = 0 if x < 0 else 65535 if x > 65535 else x
+    return out, times
+
+
+def af_ppg(fs, duration_s, mean_ibi_s=0.6, spread=0.35, dicrotic=0.35, sinus_from_s=None, amp=8000,
+           noise=60, seed=1, base=32768, dicrotic_s=0.32):
+    """An irregularly irregular rhythm, as in atrial fibrillation: each interval uniform within
+    +-spread of the mean, and each pulse as tall as its filling time allows (a beat after a short
+    interval is weak and early, where a dicrotic wave would be). From sinus_from_s on, a regular
+    rhythm at the same mean. Samples (read_u16 scale) and the true peak times."""
+    rng = Rng(seed)
+    times = []
+    heights = []
+    t = 0.5
+    prev = mean_ibi_s
+    while t < duration_s:
+        h = 1.0 - (mean_ibi_s - prev) / mean_ibi_s
+        times.append(t)
+        heights.append(0.15 if h < 0.15 else 1.0 if h > 1.0 else h)
+        s = spread if sinus_from_s is None or t < sinus_from_s else 0.01
+        prev = mean_ibi_s * (1.0 + s * (2.0 * rng.uniform() - 1.0))
+        t += prev
+    n = int(duration_s * fs)
+    out = array("H", bytes(2 * n))
+    k = 0
+    nb = len(times)
+    for i in range(n):
+        t = i / fs
+        while k + 1 < nb and times[k + 1] < t - 1.0:
+            k += 1
+        v = 0.0
+        j = k
+        while j < nb and times[j] < t + 0.4:
+            dt = t - times[j]
+            a = heights[j]
+            if dt < 0:
+                v += a * math.exp(-(dt * dt) / (2 * 0.06 * 0.06))
+            else:
+                v += a * math.exp(-(dt * dt) / (2 * 0.12 * 0.12))
+            dd = dt - dicrotic_s
+            v += a * dicrotic * math.exp(-(dd * dd) / (2 * 0.06 * 0.06))
+            j += 1
+        x = int(base + amp * v + noise * rng.gauss())
         out[i] = 0 if x < 0 else 65535 if x > 65535 else x
     return out, times
