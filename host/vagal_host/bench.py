@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vagal.replay import Replay
-from vagal_host import scoring
+from vagal_host import robustness, scoring
 from vagal_host.errors import VagalError
 from vagal_host.evaluate import discover, run_case, score_case
 from vagal_host.recording import load_recording
@@ -440,7 +440,7 @@ def acceptance(rows, cost, empty_rp, speed):
     return out
 
 
-def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir):
+def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir, robust=None):
     empty_rp, cycles_cm4, factor = rp
     cmd = "`%s`" % COMMAND
     L = ["# Benchmarks", "",
@@ -596,6 +596,16 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir):
                 L += ["%d people's runs failed (no result)." % pop["failed"], ""]
         else:
             L += ["Not run: %s." % pop["why"], ""]
+    if robust is not None:
+        rrows, af = robust
+        L += ["## 5. Robustness: the recordings under other conditions, and atrial fibrillation", "",
+              "Command: %s (`vagal_host.robustness`, also `python -m vagal_host.robustness`). Each "
+              "recording with R-peaks, transformed as another sensor, person or room would (the "
+              "module docstring says how), scored as in section 1 against the R-peaks as given. "
+              "Atrial fibrillation: %d synthetic recordings of 90 s per row (mean interval 0.45-1.0 s, "
+              "each interval uniform within +-15/30/45 %%, each pulse as tall as its filling time "
+              "allows), beats within 100 ms." % (cmd, robustness.AF_PER_ROW), "",
+              robustness.render(rrows, af), ""]
     return "\n".join(L)
 
 
@@ -635,10 +645,12 @@ def main(argv=None):
         print("bench: per-sample cost in the unix port ...", file=sys.stderr)
         cost = per_sample_cost(rec.samples, rec.fs)
         speed = replay_speed(rec.samples, rec.fs)
+        print("bench: robustness ...", file=sys.stderr)
+        robust = (robustness.recording_rows(cases), robustness.af_sweep())
         print("bench: population ...", file=sys.stderr)
         pop = population_run(people, os.cpu_count() or 1)
         text = render(facts, rows, cost, rp2040_empty_loop_us(), speed, pop,
-                      time.perf_counter() - t0, "%s (%s)" % (rel, column), "../shared/data")
+                      time.perf_counter() - t0, "%s (%s)" % (rel, column), "../shared/data", robust)
     except VagalError as e:
         print("bench: %s" % e, file=sys.stderr)
         return 2
