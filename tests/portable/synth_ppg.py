@@ -60,32 +60,14 @@ def ppg(fs, duration_s, hr_bpm=70.0, amp=8000, dicrotic=0.35, noise=60, wander=1
     a breathing-rate (0.1 Hz) modulation of each pulse's size, as breathing gives on a finger;
     dicrotic_s: the dicrotic wave's delay after the pulse peak."""
     times, ect = beat_times(duration_s, hr_bpm, ectopic_every=ectopic_every, seed=seed)
-    rng = Rng(seed + 101)
-    n = int(duration_s * fs)
-    out = array("H", bytes(2 * n))     # 2 bytes a sample: fits MicroPython's small test heap
-    k = 0
-    nb = len(times)
-    for i in range(n):
-        t = i / fs
-        while k + 1 < nb and times[k + 1] < t - 1.0:
-            k += 1
-        v = 0.0
-        j = k
-        while j < nb and times[j] < t + 0.4:
-            dt = t - times[j]
-            a = 0.45 if ect[j] else 1.0
-            if amp_mod:
-                a *= 1.0 + amp_mod * math.sin(2 * math.pi * 0.1 * times[j])
-            if dt < 0:
-                v += a * math.exp(-(dt * dt) / (2 * 0.06 * 0.06))
-            else:
-                v += a * math.exp(-(dt * dt) / (2 * 0.12 * 0.12))
-            dd = dt - dicrotic_s
-            v += a * dicrotic * math.exp(-(dd * dd) / (2 * 0.06 * 0.06))
-            j += 1
-        x = base + amp * v + wander * math.sin(2 * math.pi * 0.1 * t + 0.5) + noise * rng.gauss()
-        x = int(x)
-        out[i] = 0 if x < 0 else 65535 if x > 65535 else x
+    heights = []
+    for j in range(len(times)):
+        a = 0.45 if ect[j] else 1.0
+        if amp_mod:
+            a *= 1.0 + amp_mod * math.sin(2 * math.pi * 0.1 * times[j])
+        heights.append(a)
+    out = _samples(fs, duration_s, times, heights, amp, dicrotic, dicrotic_s, base, wander, noise,
+                   Rng(seed + 101))
     return out, times
 
 
@@ -107,6 +89,13 @@ def af_ppg(fs, duration_s, mean_ibi_s=0.6, spread=0.35, dicrotic=0.35, sinus_fro
         s = spread if sinus_from_s is None or t < sinus_from_s else 0.01
         prev = mean_ibi_s * (1.0 + s * (2.0 * rng.uniform() - 1.0))
         t += prev
+    return _samples(fs, duration_s, times, heights, amp, dicrotic, dicrotic_s, base, 0, noise, rng), times
+
+
+def _samples(fs, duration_s, times, heights, amp, dicrotic, dicrotic_s, base, wander, noise, rng):
+    """Each beat a systolic wave (fast rise, slower fall) and a dicrotic wave, scaled by its
+    height; plus a 0.1 Hz baseline wander and noise. 2 bytes a sample: fits MicroPython's small
+    test heap."""
     n = int(duration_s * fs)
     out = array("H", bytes(2 * n))
     k = 0
@@ -127,6 +116,9 @@ def af_ppg(fs, duration_s, mean_ibi_s=0.6, spread=0.35, dicrotic=0.35, sinus_fro
             dd = dt - dicrotic_s
             v += a * dicrotic * math.exp(-(dd * dd) / (2 * 0.06 * 0.06))
             j += 1
-        x = int(base + amp * v + noise * rng.gauss())
+        x = base + amp * v
+        if wander:
+            x += wander * math.sin(2 * math.pi * 0.1 * t + 0.5)
+        x = int(x + noise * rng.gauss())
         out[i] = 0 if x < 0 else 65535 if x > 65535 else x
-    return out, times
+    return out
