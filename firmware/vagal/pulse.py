@@ -37,7 +37,9 @@ sample, and after a drop-out or rail of up to 250 ms, met while the pulse was be
 pulse learned before it is kept (the filters still settle; nothing is relearned).
 
 Everything in push() is integer arithmetic on small ints held in preallocated arrays: no
-allocation, no float, every value far inside |x| < 2**30 (see _check_ranges in the tests).
+allocation, no float, every value far inside |x| < 2**30: tests/portable/test_pulse.py runs push()
+under micropython.heap_lock() on the 32-bit WebAssembly port, where a value past 2**30 would
+allocate (test_push_allocates_nothing, test_wild_values_are_held_...).
 """
 
 from array import array
