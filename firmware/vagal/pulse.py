@@ -71,6 +71,27 @@ THRESHOLD_PCT = 35       # pulse threshold, % of the running mean slope-sum peak
 SSF_MIN = 64
 FALL_DIV = 5             # a peak is confirmed once the signal fell 1/FALL_DIV of the pulse amplitude
 
+# Indices into BeatDetector._d (durations in samples, us) and _a (state read once per candidate).
+_D_DIC_MAX = 0
+_D_REST = 1
+_D_SLOW_FALL = 2
+_D_GLITCH = 3
+_D_SPIKE = 4
+_D_LATE_US = 5
+# Is a weak early upstroke a dicrotic wave or a beat (atrial fibrillation)? The evidence
+# (_dicrotic_delay, _dicrotic_evidence) moves a score in -3..3; at 0 and above, as at the start,
+# weak early upstrokes are set aside as dicrotic waves.
+_A_DSCORE = 0
+_A_PEND = 1          # one was set aside since the last beat
+_A_WEAK_PREV = 2     # the last beat was one, taken as a beat
+_A_WEAK_IBI = 3      # ... and its interval (us)
+_A_WGAP = 4          # samples from its beat to the last weak upstroke judged
+_A_STRONG_N = 5      # beats since then, not counting weak ones (up to 3)
+_A_LAST_N = 6        # the last interval, in samples
+_A_BAD_N = 7         # samples of the current bad stretch (up to _D_GLITCH)
+_A_GLITCH_OK = 8     # it began while following the pulse, and is still short
+_A_N = 9
+
 
 class BeatDetector:
     """Causal beat detector: push(x, t_us) per sample; True when a beat is ready in beat_*.
@@ -103,21 +124,30 @@ class BeatDetector:
         # Durations in samples.
         self._refractory = fs * 30 // 100     # no new upstroke within 300 ms of a peak
         self._dicrotic = fs * 45 // 100       # a weak upstroke within 450 ms may be the dicrotic wave
-        self._dic_max = fs * 6 // 10          # ... and one within 600 ms tells what it is
-        self._rest = fs // 10                 # no new pulse within 100 ms of a dicrotic wave set
-                                              # aside, unless its slope sum fell below threshold
         self._peak_window = fs * 60 // 100    # a peak must be confirmed within 600 ms of onset
-        self._slow_fall = fs // 4             # a peak left slowly is confirmed 250 ms after it
         self._settle = self._l1 + self._l2 + self._w + fs // 2   # filters forget a bad stretch
-        self._glitch = fs // 4                # a bad stretch this short keeps what was learned
-        self._spike = max(1, fs // 64)        # bad samples this few (up to 16 ms) are bridged over
+        # Rarely used durations and state in one array (_D_*, _A_* indices): MicroPython looks an
+        # attribute up in a hash table that only grows when full, so every attribute more slows
+        # the ones push() reads on every sample (95 attributes cost 40 % more per sample than 85).
+        self._d = array("i", [fs * 6 // 10,        # _D_DIC_MAX: a weak upstroke this soon tells
+                                                   # whether it is a dicrotic wave
+                              fs // 10,            # _D_REST: no new pulse this soon after one set
+                                                   # aside, unless its slope sum fell below threshold
+                              fs // 4,             # _D_SLOW_FALL: a peak left slowly is confirmed
+                                                   # this long after it
+                              fs // 4,             # _D_GLITCH: a bad stretch this short keeps what
+                                                   # was learned
+                              max(1, fs // 64),    # _D_SPIKE: bad samples this few (16 ms) are
+                                                   # bridged over
+                              0])                  # _D_LATE_US: set below
         # Learn the pulse size from the first full upstroke (at least 0.4 s, at most 2 s), then
         # rescan the learning window: ending at the first upstroke keeps its beat within 0.5 s.
         self._learn_min = fs * 4 // 10
         self._learn_len = fs * 2
         self._block = max(8, fs // 4)         # raw quality blocks of 250 ms
         self._period_us = 1000000 // fs       # nominal, only to size the missed-beat wait
-        self._late_us = 500000 - 4 * self._period_us   # queued beats leave one per sample
+        self._d[_D_LATE_US] = 500000 - 4 * self._period_us   # queued beats leave one per sample
+        self._a = array("i", [0] * _A_N)
         self._stuck_len = max(3, fs * 200 // 1000)  # held 200 ms at an extreme: clipping
         # History of low-passed values, slope sums and ticks: a power of two >= 2 s.
         n = 64
@@ -168,21 +198,10 @@ class BeatDetector:
         self._small_blocks = 0
         self._low_blocks = 0
         self._bad_hold = 0          # samples to wait before detection resumes
-        self._bad_n = 0             # samples of the current bad stretch (up to _glitch)
-        self._bad_run = 0           # bad samples in a row so far (up to _spike)
-        self._now = 0               # tick of the sample being pushed
-        # Is a weak early upstroke here a dicrotic wave or a beat (atrial fibrillation)? The
-        # evidence (_dicrotic_delay, _dicrotic_evidence) moves a score in -3..3; at 0 and above,
-        # as at the start, weak early upstrokes are set aside as dicrotic waves.
-        self._dscore = 0
-        self._pend = 0              # one was set aside since the last beat
-        self._weak_prev = 0         # the last beat was one, taken as a beat
-        self._weak_ibi = 0          # ... and its interval (us)
-        self._wgap = 0              # samples from its beat to the last weak early upstroke
-        self._strong_n = 0          # beats since then, not counting weak ones (up to 3)
-        self._last_n = 0            # the last interval, in samples
-        self._good_x = 0            # the last sample that was not bad
-        self._glitch_ok = 0         # it began while following the pulse, and is still short
+        a = self._a
+        for i in range(_A_N):
+            a[i] = 0
+        self._bad_run = 0           # bad samples in a row so far (up to _D_SPIKE)
         # detection
         self._learn = 0
         self._learn_ssf = 0
@@ -194,7 +213,7 @@ class BeatDetector:
         self._noise = 0             # running SSF level between pulses
         self._since_peak = 1000000  # samples since the last accepted peak (saturating)
         self._cand = 0              # 0 idle, 1 following an upstroke to its peak
-        self._rearm = 0             # samples left of a dicrotic wave's upstroke (see _rest)
+        self._rearm = 0             # samples left of a dicrotic wave's upstroke (_D_REST)
         self._cand_len = 0
         self._cand_ssf = 0
         self._cand_max = 0
@@ -222,7 +241,6 @@ class BeatDetector:
         elif x > self._xmax:
             x = self._xmax
         x <<= self._shift
-        self._now = t_us
         if self._nq:
             self._pop()          # a beat found by the start-up rescan, reported one per sample
             return True
@@ -236,18 +254,20 @@ class BeatDetector:
         elif x >= RAIL_LEVEL:
             bad = SATURATED
         if bad:
-            if self._bad_run < self._spike and not self._bad_hold:
+            if self._bad_run < self._d[_D_SPIKE] and not self._bad_hold:
                 # a spike to a rail or to zero, a few samples long (a glitch, not a lost
-                # sensor): the filters and the quality blocks see the last good sample instead,
-                # so one bad sample does not cost the beats of a whole settling time
+                # sensor): the filters and the quality blocks see the last sample they took
+                # instead, so one bad sample does not cost the beats of a whole settling time
                 self._bad_run += 1
-                x = self._good_x
+                i = self._i1 - 1
+                if i < 0:
+                    i = self._l1 - 1
+                x = self._b1[i]
                 bad = 0
             else:
-                self._bad_run = self._spike
-        else:
+                self._bad_run = self._d[_D_SPIKE]
+        elif self._bad_run:
             self._bad_run = 0
-            self._good_x = x
         d = x - self._run_x
         if -STUCK_DELTA <= d <= STUCK_DELTA:
             self._stuck += 1
@@ -306,13 +326,14 @@ class BeatDetector:
 
         if bad or self._bad_hold:
             if bad:
+                a = self._a
                 if self._bad_hold == 0:          # a bad stretch begins
-                    self._bad_n = 0
-                    self._glitch_ok = self.quality == OK
-                if self._bad_n < self._glitch and not clipped:
-                    self._bad_n += 1
+                    a[_A_BAD_N] = 0
+                    a[_A_GLITCH_OK] = 1 if self.quality == OK else 0
+                if a[_A_BAD_N] < self._d[_D_GLITCH] and not clipped:
+                    a[_A_BAD_N] += 1
                 else:
-                    self._glitch_ok = 0         # long, or a clipped pulse: relearn after it
+                    a[_A_GLITCH_OK] = 0         # long, or a clipped pulse: relearn after it
                 self._bad_hold = self._settle
                 self.quality = bad
                 self._cand = 0
@@ -320,8 +341,8 @@ class BeatDetector:
             else:
                 self._bad_hold -= 1
                 if self._bad_hold == 0:
-                    ok = self._glitch_ok
-                    self._glitch_ok = 0
+                    ok = self._a[_A_GLITCH_OK]
+                    self._a[_A_GLITCH_OK] = 0
                     if ok and self._ssf_avg:
                         # a glitch (a spike to a rail, a drop-out of a few samples) while the
                         # pulse was being followed: the pulse is still the one learned
@@ -422,7 +443,7 @@ class BeatDetector:
             # Not yet fallen a fifth of the way back. On a rising baseline (a deep breath, a slow
             # movement) it may never: then a maximum 250 ms old that the signal has left by a
             # sixteenth of the pulse is the peak (the window above would drop the beat).
-            if fall * 16 < amp or fall <= 0 or ((h - self._cand_max_i) & self._hm) < self._slow_fall:
+            if fall * 16 < amp or fall <= 0 or ((h - self._cand_max_i) & self._hm) < self._d[_D_SLOW_FALL]:
                 return False
         # The signal has fallen part of the way back: the peak is confirmed.
         self._cand = 0
@@ -452,7 +473,6 @@ class BeatDetector:
         self._s2 = x * self._l2
         self._prev_lp = x
         self._run_x = x
-        self._good_x = x
         self._primed = 1
 
     def _relearn(self):
@@ -485,19 +505,21 @@ class BeatDetector:
         its beat (within an eighth) it is the dicrotic wave, which follows every pulse alike; at
         another delay it is a beat, as in atrial fibrillation, where the delay is the random
         interval. True if at the same delay."""
+        a = self._a
         same = 0
-        if self._strong_n == 1 and self._wgap:
-            d = gap - self._wgap
+        w = a[_A_WGAP]
+        if a[_A_STRONG_N] == 1 and w:
+            d = gap - w
             if d < 0:
                 d = -d
-            if d * 8 <= self._wgap:
+            if d * 8 <= w:
                 same = 1
-                if self._dscore < 3:
-                    self._dscore += 1
-            elif self._dscore > -3:
-                self._dscore -= 1
-        self._wgap = gap
-        self._strong_n = 0
+                if a[_A_DSCORE] < 3:
+                    a[_A_DSCORE] += 1
+            elif a[_A_DSCORE] > -3:
+                a[_A_DSCORE] -= 1
+        a[_A_WGAP] = gap
+        a[_A_STRONG_N] = 0
         return same
 
     def _dicrotic_evidence(self, ibi):
@@ -508,20 +530,21 @@ class BeatDetector:
         beat, as in atrial fibrillation, where a beat after a short filling time is weak and early.
         One taken as a beat: if its interval and this one make up one mean interval (under 11/10),
         it was a dicrotic wave after all, counted twice: two steps back to setting them aside."""
+        a = self._a
         typ = self._ibi_avg
-        s = self._dscore
-        if self._pend:
+        s = a[_A_DSCORE]
+        if a[_A_PEND]:
             if ibi * 5 < typ * 6:
                 if s < 3:
                     s += 1
             elif ibi * 3 > typ * 4:
                 if s > -3:
                     s -= 1
-        if self._weak_prev and (self._weak_ibi + ibi) * 10 < typ * 11:
+        if a[_A_WEAK_PREV] and (a[_A_WEAK_IBI] + ibi) * 10 < typ * 11:
             s += 2
             if s > 3:
                 s = 3
-        self._dscore = s
+        a[_A_DSCORE] = s
 
     def _pop(self):
         i = self._qh
@@ -564,13 +587,14 @@ class BeatDetector:
             # A weak upstroke early in the interval, or well before the last interval's length
             # (a run of dicrotic waves counted as beats shortens the mean, not the interval
             # after each wave): what it is shows in whether its delay repeats
-            if gap < early or (gap < self._dic_max and gap * 5 < self._last_n * 4):
+            a = self._a
+            if gap < early or (gap < self._d[_D_DIC_MAX] and gap * 5 < a[_A_LAST_N] * 4):
                 same = self._dicrotic_delay(gap)
                 weak = 1
-            if gap < early or (weak and same and self._dscore >= 2):
-                if self._dscore >= 0:
-                    self._pend = 1
-                    self._rearm = self._rest    # nor is the rest of that upstroke
+            if gap < early or (weak and same and a[_A_DSCORE] >= 2):
+                if a[_A_DSCORE] >= 0:
+                    a[_A_PEND] = 1
+                    self._rearm = self._d[_D_REST]  # nor is the rest of that upstroke
                     return False
                 taken = 1           # here such upstrokes have proved to be beats
         self._since_peak = after
@@ -622,8 +646,8 @@ class BeatDetector:
             ibi = ticks_diff(t0, self._prev_t)
             if self._ibi_avg:
                 self._dicrotic_evidence(ibi)
-            self._weak_ibi = ibi
-            self._last_n = ibi // self._period_us
+            self._a[_A_WEAK_IBI] = ibi
+            self._a[_A_LAST_N] = ibi // self._period_us
             if self._ibi_avg == 0:
                 self._ibi_avg = ibi
             else:
@@ -631,10 +655,11 @@ class BeatDetector:
             # no pulse for 1.6 mean intervals (in samples) means a beat was missed
             if self._ibi_avg > 0:
                 self._miss_n = (self._ibi_avg * 8 // 5) // self._period_us + 1
-        self._pend = 0
-        self._weak_prev = taken
-        if not weak and self._strong_n < 3:
-            self._strong_n += 1
+        a = self._a
+        a[_A_PEND] = 0
+        a[_A_WEAK_PREV] = taken
+        if not weak and a[_A_STRONG_N] < 3:
+            a[_A_STRONG_N] += 1
         self._prev_t = t0
         self._prev_ssf = self._cand_ssf
         self._have_prev = 1
@@ -654,7 +679,7 @@ class BeatDetector:
             conf = 0
         # Found too late to report within 0.5 s of its peak (the rescan after learning reaches up
         # to 2 s back): not emitted, though its time still starts the next interval.
-        if ticks_diff(self._now, t0) > self._late_us:
+        if ticks_diff(self._ht[(self._hi - 1) & self._hm], t0) > self._d[_D_LATE_US]:
             return False
         if self._nq == 4:
             return False
