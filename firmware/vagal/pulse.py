@@ -16,8 +16,8 @@ between the two samples' own ticks. The beat is emitted at that confirmation, ty
 after the peak and never later than 0.5 s (a beat found later, by the rescan after learning, is not
 reported: the resonance meter counts on that bound). The vertex of the ~4.5 Hz low-passed pulse is
 used on purpose: on an asymmetric pulse it sits a near-constant 10-20 ms after the raw maximum, but
-it is the more repeatable fiducial - refining on the raw or lightly smoothed signal raised the IBI error against
-the ECG from 6.5 to 7-9 ms on the NeuroKit2 and BIDMC recordings (`vagal evaluate`).
+it is the more repeatable fiducial - refining on the raw or lightly smoothed signal raised the IBI
+error against the ECG from 6.5 to 7-9 ms on the NeuroKit2 and BIDMC recordings (`vagal evaluate`).
 
 A weak upstroke early in the interval may be the dicrotic wave or, in atrial fibrillation, a beat
 after a short filling time. It is set aside as the dicrotic wave (PulseSensor captures show one in
@@ -84,13 +84,12 @@ _D_LATE_US = 5
 _A_DSCORE = 0
 _A_PEND = 1          # one was set aside since the last beat
 _A_WEAK_PREV = 2     # the last beat was one, taken as a beat
-_A_WEAK_IBI = 3      # ... and its interval (us)
+_A_LAST_IBI = 3      # the last interval (us)
 _A_WGAP = 4          # samples from its beat to the last weak upstroke judged
 _A_STRONG_N = 5      # beats since then, not counting weak ones (up to 3)
-_A_LAST_N = 6        # the last interval, in samples
-_A_BAD_N = 7         # samples of the current bad stretch (up to _D_GLITCH)
-_A_GLITCH_OK = 8     # it began while following the pulse, and is still short
-_A_N = 9
+_A_BAD_N = 6         # samples of the current bad stretch (up to _D_GLITCH)
+_A_GLITCH_OK = 7     # it began while following the pulse, and is still short
+_A_N = 8
 
 
 class BeatDetector:
@@ -126,9 +125,10 @@ class BeatDetector:
         self._dicrotic = fs * 45 // 100       # a weak upstroke within 450 ms may be the dicrotic wave
         self._peak_window = fs * 60 // 100    # a peak must be confirmed within 600 ms of onset
         self._settle = self._l1 + self._l2 + self._w + fs // 2   # filters forget a bad stretch
+        self._period_us = 1000000 // fs       # nominal, only to size the missed-beat wait
         # Rarely used durations and state in one array (_D_*, _A_* indices): MicroPython looks an
         # attribute up in a hash table that only grows when full, so every attribute more slows
-        # the ones push() reads on every sample (95 attributes cost 40 % more per sample than 85).
+        # the ones push() reads on every sample (at 95 attributes it cost a third more than at 85).
         self._d = array("i", [fs * 6 // 10,        # _D_DIC_MAX: a weak upstroke this soon tells
                                                    # whether it is a dicrotic wave
                               fs // 10,            # _D_REST: no new pulse this soon after one set
@@ -139,14 +139,13 @@ class BeatDetector:
                                                    # was learned
                               max(1, fs // 64),    # _D_SPIKE: bad samples this few (16 ms) are
                                                    # bridged over
-                              0])                  # _D_LATE_US: set below
+                              500000 - 4 * self._period_us])   # _D_LATE_US: a later beat is not
+                                                   # reported (queued ones leave one per sample)
         # Learn the pulse size from the first full upstroke (at least 0.4 s, at most 2 s), then
         # rescan the learning window: ending at the first upstroke keeps its beat within 0.5 s.
         self._learn_min = fs * 4 // 10
         self._learn_len = fs * 2
         self._block = max(8, fs // 4)         # raw quality blocks of 250 ms
-        self._period_us = 1000000 // fs       # nominal, only to size the missed-beat wait
-        self._d[_D_LATE_US] = 500000 - 4 * self._period_us   # queued beats leave one per sample
         self._a = array("i", [0] * _A_N)
         self._stuck_len = max(3, fs * 200 // 1000)  # held 200 ms at an extreme: clipping
         # History of low-passed values, slope sums and ticks: a power of two >= 2 s.
@@ -443,7 +442,8 @@ class BeatDetector:
             # Not yet fallen a fifth of the way back. On a rising baseline (a deep breath, a slow
             # movement) it may never: then a maximum 250 ms old that the signal has left by a
             # sixteenth of the pulse is the peak (the window above would drop the beat).
-            if fall * 16 < amp or fall <= 0 or ((h - self._cand_max_i) & self._hm) < self._d[_D_SLOW_FALL]:
+            if fall * 16 < amp or fall <= 0 \
+                    or ((h - self._cand_max_i) & self._hm) < self._d[_D_SLOW_FALL]:
                 return False
         # The signal has fallen part of the way back: the peak is confirmed.
         self._cand = 0
@@ -540,7 +540,7 @@ class BeatDetector:
             elif ibi * 3 > typ * 4:
                 if s > -3:
                     s -= 1
-        if a[_A_WEAK_PREV] and (a[_A_WEAK_IBI] + ibi) * 10 < typ * 11:
+        if a[_A_WEAK_PREV] and (a[_A_LAST_IBI] + ibi) * 10 < typ * 11:
             s += 2
             if s > 3:
                 s = 3
@@ -588,7 +588,8 @@ class BeatDetector:
             # (a run of dicrotic waves counted as beats shortens the mean, not the interval
             # after each wave): what it is shows in whether its delay repeats
             a = self._a
-            if gap < early or (gap < self._d[_D_DIC_MAX] and gap * 5 < a[_A_LAST_N] * 4):
+            if gap < early or (gap < self._d[_D_DIC_MAX]
+                               and gap * self._period_us * 5 < a[_A_LAST_IBI] * 4):
                 same = self._dicrotic_delay(gap)
                 weak = 1
             if gap < early or (weak and same and a[_A_DSCORE] >= 2):
@@ -646,8 +647,7 @@ class BeatDetector:
             ibi = ticks_diff(t0, self._prev_t)
             if self._ibi_avg:
                 self._dicrotic_evidence(ibi)
-            self._a[_A_WEAK_IBI] = ibi
-            self._a[_A_LAST_N] = ibi // self._period_us
+            self._a[_A_LAST_IBI] = ibi
             if self._ibi_avg == 0:
                 self._ibi_avg = ibi
             else:
