@@ -28,22 +28,19 @@ class Case:
 
 
 def _header(path):
+    """(channel names, the sample rate the file states or None) of a CSV or a WFDB header."""
     if path.suffix == ".hea":
         import wfdb
         try:
-            return list(wfdb.rdheader(str(path)[:-4]).sig_name or [])
+            h = wfdb.rdheader(str(path)[:-4])
         except Exception as e:  # wfdb raises many kinds; all mean "not a readable header"
             raise VagalError("%s is not a readable WFDB header: %s" % (path, e)) from None
+        return list(h.sig_name or []), float(h.fs) if h.fs else None
     with open(path, newline="", encoding="utf-8-sig") as f:
         for line in f:
             if line.strip() and not line.startswith("#"):
-                return [h.strip() for h in next(csv.reader([line]))]
-    return []
-
-
-def _wfdb_fs(path):
-    import wfdb
-    return float(wfdb.rdheader(str(path)[:-4]).fs)
+                return [h.strip() for h in next(csv.reader([line]))], scoring.fs_from_comment(path)
+    return [], None
 
 
 def discover(folder, column=None, fs=None, skipped=None):
@@ -71,7 +68,7 @@ def discover(folder, column=None, fs=None, skipped=None):
             skipped.append((rp, "no signal file beside it (%s)" % ", ".join(names)))
             continue
         try:
-            cols = _header(signal)
+            cols, stated = _header(signal)
         except UnicodeDecodeError:
             skipped.append((rp, "%s is not a text CSV file" % signal.name))
             continue
@@ -89,7 +86,7 @@ def discover(folder, column=None, fs=None, skipped=None):
             continue
         rate = scoring.fs_from_comment(rp)
         if rate is None:
-            rate = _wfdb_fs(signal) if signal.suffix == ".hea" else scoring.fs_from_comment(signal)
+            rate = stated
         if rate is None:
             rate = fs
         if rate is None:
@@ -101,15 +98,21 @@ def discover(folder, column=None, fs=None, skipped=None):
     return cases
 
 
-def run_case(case):
-    rec = load_recording(case.signal, case.column, case.fs)
-    num, den = rate_fraction(rec.fs)
+def replay_beats(samples, fs):
+    """The core's beat times (s) on ADC samples, exactly as `vagal replay` writes them, and the
+    Replay that found them (its time in each quality state)."""
+    num, den = rate_fraction(fs)
     out = io.StringIO()
     r = Replay(num, den, out)
-    for x in rec.samples:
+    for x in samples:
         r.feed(x)
     rows = out.getvalue().splitlines()[1:]
-    det = np.array([float(row.split(",", 1)[0]) for row in rows])
+    return np.array([float(row.split(",", 1)[0]) for row in rows]), r
+
+
+def run_case(case):
+    rec = load_recording(case.signal, case.column, case.fs)
+    det, _ = replay_beats(rec.samples, rec.fs)
     return score_case(case, det, rec.duration_s)
 
 

@@ -20,19 +20,17 @@ docs/benchmarks.md.
 """
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from vagal.pulse import BeatDetector, QUALITY_NAMES
-from vagal.replay import Replay
 from vagal.ticks import TickClock
 from vagal_host import scoring
 from vagal_host.errors import VagalError
+from vagal_host.evaluate import discover, replay_beats
 from vagal_host.recording import read_column, to_adc
-from vagal_host.replay_engines import rate_fraction
 
 DATA = Path("../shared/data")
 
@@ -63,12 +61,7 @@ def score_values(case, values, adc_bits=None):
     """Replay the core on values and score them against the case's R-peaks: (Score, share of
     time in each quality state)."""
     samples, _ = to_adc([float(v) for v in values], adc_bits)
-    num, den = rate_fraction(case.fs)
-    out = io.StringIO()
-    r = Replay(num, den, out)
-    for x in samples:
-        r.feed(x)
-    det = np.array([float(row.split(",", 1)[0]) for row in out.getvalue().splitlines()[1:]])
+    det, r = replay_beats(samples, case.fs)
     ref = scoring.read_times(case.rpeaks, case.fs)
     sc = scoring.score(case.name, ref, det, len(samples) / case.fs, scoring.read_exclusions(case.exclude))
     n = len(samples)
@@ -124,7 +117,8 @@ def af_sweep(fs=250, duration_s=90, means=AF_MEANS, spreads=AF_SPREADS, dicrotic
         for mean in means:
             for spread in spreads:
                 for seed in seeds:
-                    x, truth = af_ppg(fs, duration_s, mean, spread, seed + int(mean * 100) + int(spread * 100), dic)
+                    x, truth = af_ppg(fs, duration_s, mean, spread,
+                                      seed + int(mean * 100) + int(spread * 100), dic)
                     det = BeatDetector(fs)
                     clock = TickClock(fs, 1, 0)
                     found = []
@@ -141,7 +135,8 @@ def af_sweep(fs=250, duration_s=90, means=AF_MEANS, spreads=AF_SPREADS, dicrotic
 
 
 def render(rows, af):
-    L = ["| recording | condition | F1 % | FP | FN | IBI err ms | time not ok |", "|---|---|---|---|---|---|---|"]
+    L = ["| recording | condition | F1 % | FP | FN | IBI err ms | time not ok |",
+         "|---|---|---|---|---|---|---|"]
     for name, cond, sc, states in rows:
         bad = ", ".join("%s %.0f %%" % (k, 100 * v) for k, v in states.items() if k != "ok" and v >= 0.005)
         L.append("| %s | %s | %.2f | %d | %d | %.2f | %s |" % (
@@ -155,9 +150,9 @@ def render(rows, af):
 
 
 def main(argv=None):
-    from vagal_host.evaluate import discover
     ap = argparse.ArgumentParser(prog="python -m vagal_host.robustness", description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA, help="recordings with R-peaks (default ../shared/data)")
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help="recordings with R-peaks (default ../shared/data)")
     ap.add_argument("--no-af", action="store_true", help="skip the atrial fibrillation sweep")
     args = ap.parse_args(argv)
     try:
