@@ -8,6 +8,7 @@ like a sensor whose output sits inside the ADC's input range.
 """
 
 import csv
+import itertools
 import math
 import os
 from array import array
@@ -81,10 +82,10 @@ def _parse_csv(f, path, column):
     if first is None:
         raise VagalError("%s is empty" % path)
     header = [h.strip() for h in first]
-    pending = None
+    rows = ((at[0], row) for row in reader)          # (file line, row), one at a time
     if all(_numeric(h) for h in header if h):
         names = [str(i) for i in range(len(header))]   # no header row: columns by index
-        pending = (at[0], first)
+        rows = itertools.chain([(at[0], first)], rows)
     else:
         names = header
     if column is None:
@@ -95,15 +96,7 @@ def _parse_csv(f, path, column):
         raise VagalError("%s has no column %r (columns: %s)" % (path, column, ", ".join(names)))
     idx = names.index(column)
     values = array("d")
-    while True:
-        if pending is not None:
-            lineno, row = pending
-            pending = None
-        else:
-            row = next(reader, None)
-            if row is None:
-                break
-            lineno = at[0]
+    for lineno, row in rows:
         if idx >= len(row) or row[idx].strip() == "":
             raise VagalError("%s line %d: no value in column %r" % (path, lineno, column))
         cell = row[idx].strip()
