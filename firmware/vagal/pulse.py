@@ -69,6 +69,10 @@ THRESHOLD_PCT = 35       # pulse threshold, % of the running mean slope-sum peak
 # 6 counts). Low-passed ADC noise sums to 10-30; learning from a quiet stretch below this would set
 # a threshold noise crosses, and the mean pulse slope sum could not grow back from it.
 SSF_MIN = 64
+# An interval longer than this (15 bpm) is a gap, in the pulse or in the sample clock (a stalled
+# sampling loop), not one beat-to-beat interval: the beat after it starts the intervals afresh.
+# It also bounds every product of an interval below (at most x50) far inside 2**30.
+IBI_GAP_US = 4000000
 FALL_DIV = 5             # a peak is confirmed once the signal fell 1/FALL_DIV of the pulse amplitude
 
 # Indices into BeatDetector._d (durations in samples, us) and _a (state read once per candidate).
@@ -640,14 +644,20 @@ class BeatDetector:
         if off < 0:
             k = (k - 1) & m
             off += 256
-        t0 = ticks_add(ht[k], (ticks_diff(ht[(k + 1) & m], ht[k]) * off) >> 8)
+        dt = ticks_diff(ht[(k + 1) & m], ht[k])
+        if dt > IBI_GAP_US:
+            dt = 0                      # the clock stalled between them: no interpolation
+        t0 = ticks_add(ht[k], (dt * off) >> 8)
 
         ibi = 0
         if self._have_prev:
             ibi = ticks_diff(t0, self._prev_t)
+            if ibi > IBI_GAP_US or ibi <= 0:
+                ibi = 0                 # across a gap: this beat starts the intervals afresh
+            self._a[_A_LAST_IBI] = ibi
+        if ibi:
             if self._ibi_avg:
                 self._dicrotic_evidence(ibi)
-            self._a[_A_LAST_IBI] = ibi
             if self._ibi_avg == 0:
                 self._ibi_avg = ibi
             else:

@@ -410,6 +410,45 @@ def test_wild_values_are_held_before_they_can_leave_small_int_range():
     assert det._s1 < (1 << 30) and det._s2 < (1 << 30)
 
 
+def test_a_stalled_sample_clock_breaks_the_interval_chain_and_allocates_nothing():
+    # The board's sampling can stall (a flash write, a hung USB write): the ticks then jump 30 s
+    # between two samples. The interval across the jump, its confidence, the mean interval and the
+    # sub-sample interpolation all multiply tick differences; 30 s would pass 2**30 (and allocate on
+    # the RP2040 and the 32-bit WebAssembly port). The jump is put at every sample around one pulse
+    # peak (the interpolation's two samples) and between beats.
+    fs = 100
+    x, truth = synth_ppg.ppg(fs, 12, seed=5, noise=0, wander=0)
+    peak = int(truth[5] * fs)
+    ibis = array("i", [0] * 64)
+    cur = [None, None, 0]       # detector, clock, beats so far (a closure over more than five
+                                # values and arguments allocates its call frame on MicroPython)
+
+    def feed(at):
+        det = cur[0]
+        clock = cur[1]
+        i = 0
+        while i < len(x):
+            if i == at:
+                clock.now = (clock.now + 30000000) & TICKS_MAX
+            if det.push(x[i], clock.tick()) and cur[2] < 64:
+                ibis[cur[2]] = det.beat_ibi_us
+                cur[2] += 1
+            i += 1
+
+    for at in [-1] + list(range(peak - 6, peak + 12)) + [peak + 40]:
+        cur[0] = BeatDetector(fs)
+        cur[1] = TickClock(fs, 1, 0)
+        cur[2] = 0
+        cur[0].push(x[0], cur[1].tick())
+        portable.no_alloc(feed, at)
+        got = ibis[:cur[2]]
+        assert len(got) >= 10, (at, list(got))
+        for ibi in got:
+            assert 0 <= ibi < 2000000, (at, list(got))     # no interval across the jump
+        zeros = sum(1 for ibi in got if ibi == 0)
+        assert zeros == (1 if at < 0 else 2), (at, list(got))   # the chain restarts once
+
+
 def test_rejects_bad_sample_rates():
     for fs in (0, 49, 1001):
         portable.assert_raises(ValueError, BeatDetector, fs)
