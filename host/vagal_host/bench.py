@@ -254,7 +254,7 @@ def accuracy_case(case, competitors=True):
     t = time.perf_counter()
     rows = [(case.name, "vagal (causal, fixed point)", run_case(case), time.perf_counter() - t, "")]
     if competitors:
-        rec = load_recording(case.signal, case.column, case.fs)
+        rec = load_recording(case.signal, case.column, case.fs, polarity=case.polarity)
         raw = np.asarray(rec.samples, dtype=float)
         for label, (det, secs, note) in offline_detectors(raw, rec.fs).items():
             rows.append((case.name, label, score_case(case, det, rec.duration_s), secs, note))

@@ -22,9 +22,10 @@ ECG_COLUMNS = ("ECG", "II", "ecg", "ECG II")
 class Case:
     """One recording with its R-peak references: what evaluate scores."""
 
-    def __init__(self, name, signal, column, fs, rpeaks, exclude, ecg_column=None):
+    def __init__(self, name, signal, column, fs, rpeaks, exclude, ecg_column=None, polarity="auto"):
         self.name, self.signal, self.column, self.fs = name, signal, column, fs
         self.rpeaks, self.exclude, self.ecg_column = rpeaks, exclude, ecg_column
+        self.polarity = polarity
 
 
 def _header(path):
@@ -43,12 +44,13 @@ def _header(path):
     return [], None
 
 
-def discover(folder, column=None, fs=None, skipped=None):
+def discover(folder, column=None, fs=None, skipped=None, polarity="auto"):
     """Every `<stem>_rpeaks.csv` beside its signals: `<stem>.csv`, `<stem>_Signals.csv` or a WFDB
     record `<stem>.hea`. The PPG channel is `column`, else the first of PPG_COLUMNS the file has;
     the sample rate is the one the files state (`fs=` in the first line of the references or the
     CSV, or the WFDB header), else `fs`. A reference file that cannot be paired is appended to
-    `skipped` as (path, why): a dataset with one odd file is still scored, and says so."""
+    `skipped` as (path, why): a dataset with one odd file is still scored, and says so. polarity
+    as recording.choose_polarity."""
     folder = Path(folder)
     if folder.is_file():
         raise VagalError("%s is a file; give the folder that holds the recordings and their "
@@ -94,7 +96,7 @@ def discover(folder, column=None, fs=None, skipped=None):
             continue
         ex = rp.parent / (stem + "_exclude.csv")
         ecg = next((c for c in ECG_COLUMNS if c in cols), None)
-        cases.append(Case(stem, signal, ppg, rate, rp, ex if ex.exists() else None, ecg))
+        cases.append(Case(stem, signal, ppg, rate, rp, ex if ex.exists() else None, ecg, polarity))
     return cases
 
 
@@ -111,7 +113,7 @@ def replay_beats(samples, fs):
 
 
 def run_case(case):
-    rec = load_recording(case.signal, case.column, case.fs)
+    rec = load_recording(case.signal, case.column, case.fs, polarity=case.polarity)
     det, _ = replay_beats(rec.samples, rec.fs)
     return score_case(case, det, rec.duration_s)
 

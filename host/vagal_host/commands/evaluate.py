@@ -4,7 +4,7 @@ import sys
 
 from vagal_host.errors import VagalError
 from vagal_host.evaluate import PPG_COLUMNS, discover, evaluate, pooled
-from vagal_host.recording import check_fs
+from vagal_host.recording import POLARITIES, check_fs
 
 NAME = "evaluate"
 HELP = "score beat detection against ECG R-peaks on every recording with references in the given folders"
@@ -19,6 +19,10 @@ def add_arguments(p):
     p.add_argument("--fs", default=None, metavar="HZ",
                    help="sample rate of recordings whose files do not state it (an 'fs=' in the first "
                         "line of the references or the CSV, or a WFDB header)")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto",
+                   help="auto (default): turn a recording upside down when its pulse falls clearly "
+                        "faster than it rises (absorbance-style raw counts); upright or inverted: "
+                        "say it outright")
     p.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core)")
 
 
@@ -26,7 +30,7 @@ def run(args):
     fs = check_fs(args.fs) if args.fs is not None else None
     cases, skipped = [], []
     for folder in args.folders:
-        cases.extend(discover(folder, args.column, fs, skipped))
+        cases.extend(discover(folder, args.column, fs, skipped, args.polarity))
     for path, why in skipped:
         print("skipped %s: %s" % (path, why), file=sys.stderr)
     if not cases:
