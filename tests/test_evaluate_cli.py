@@ -96,3 +96,37 @@ def test_wfdb_records_are_scored_with_their_header_rate_and_ecg(tmp_path, capsys
     assert float(f[1]) > 98.5 and int(f[5]) == 0
     ibi, ibi_fine = float(f[7]), float(f[9])
     assert ibi_fine == ibi_fine and ibi_fine < ibi          # refined on the ECG: a number, and closer
+
+
+def test_wfdb_records_are_scored_against_their_beat_annotations(tmp_path, capsys):
+    # PhysioNet's layout: <rec>.hea/.dat and the beats in <rec>.atr. Only beat codes count: the
+    # rhythm change (+) and the noise mark (~) between them are not beats.
+    wfdb = pytest.importorskip("wfdb")
+    fs = 125
+    x, truth = synth_ppg.ppg(fs, 40, hr_bpm=64, seed=8)
+    refs = [round((t - LAG_S) * fs) for t in truth if t >= LAG_S]
+    wfdb.wrsamp("rec", fs=fs, units=["NU"], sig_name=["PLETH"],
+                p_signal=np.asarray(x, dtype=float)[:, None] / 65535.0, fmt=["16"],
+                write_dir=str(tmp_path))
+    samples = sorted(refs + [refs[3] + 20, refs[9] + 30])
+    symbols = ["+" if s == refs[3] + 20 else "~" if s == refs[9] + 30 else "N" for s in samples]
+    wfdb.wrann("rec", "atr", np.array(samples), symbol=symbols, write_dir=str(tmp_path))
+    wfdb.wrsamp("other", fs=fs, units=["NU"], sig_name=["PLETH"],
+                p_signal=np.asarray(x, dtype=float)[:, None] / 65535.0, fmt=["16"],
+                write_dir=str(tmp_path))                                  # no .atr beside it
+    assert main(["evaluate", str(tmp_path)]) == 2                          # not asked for: none
+    assert "or WFDB records" not in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--ann", "atr"]) == 0
+    out = capsys.readouterr()
+    assert "skipped %s: no other.atr annotation file beside it" % (tmp_path / "other.hea") in out.err
+    f1, tp, fp, fn = _table(out.out)["rec"]
+    # every N is a reference (less the last, whose pulse would come after the end), + and ~ none
+    assert len(refs) - 1 <= tp + fn <= len(refs) and fp == 0 and fn <= 1, (tp, fp, fn, len(refs))
+    assert main(["evaluate", str(tmp_path), "--ann", "../x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ann takes an annotation file's extension" in err[0], err
+    (tmp_path / "rec.atr").write_bytes(b"\x00\x01garbage")
+    assert main(["evaluate", str(tmp_path), "--ann", "atr"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("skipped ") and len(err) == 2, err
+    assert "error: " in err[1] and "rec.atr is not a readable WFDB annotation file" in err[1], err

@@ -16,7 +16,7 @@ from vagal_host.recording import load_recording, read_column
 from vagal_host.replay_engines import rate_fraction
 
 PPG_COLUMNS = ("PPG", "PLETH", "ppg", "pleth", "PPG Finger", "Pleth")
-ECG_COLUMNS = ("ECG", "II", "ecg", "ECG II")
+ECG_COLUMNS = ("ECG", "II", "ecg", "ECG II", "MLII")
 
 
 class Case:
@@ -44,13 +44,40 @@ def _header(path):
     return [], None
 
 
-def discover(folder, column=None, fs=None, skipped=None, polarity="auto"):
+def _pairs(folder, ann, skipped):
+    """(stem, references, signal file) for every `<stem>_rpeaks.csv` beside its signals, and with
+    `ann` for every WFDB record `<stem>.hea` beside its annotation file `<stem>.<ann>` (one that
+    also has a `_rpeaks.csv` is paired once, with that)."""
+    out = []
+    for rp in sorted(folder.rglob("*_rpeaks.csv")):
+        stem = rp.name[: -len("_rpeaks.csv")]
+        names = (stem + ".csv", stem + "_Signals.csv", stem + "_signals.csv", stem + ".hea")
+        signal = next((rp.parent / c for c in names if (rp.parent / c).exists()), None)
+        if signal is None:
+            skipped.append((rp, "no signal file beside it (%s)" % ", ".join(names)))
+            continue
+        out.append((stem, rp, signal))
+    if ann:
+        for hea in sorted(folder.rglob("*.hea")):
+            stem = hea.name[:-4]
+            if (hea.parent / (stem + "_rpeaks.csv")).exists():
+                continue
+            at = hea.parent / (stem + "." + ann)
+            if not at.exists():
+                skipped.append((hea, "no %s annotation file beside it (--ann %s)" % (at.name, ann)))
+                continue
+            out.append((stem, at, hea))
+    return out
+
+
+def discover(folder, column=None, fs=None, skipped=None, polarity="auto", ann=None):
     """Every `<stem>_rpeaks.csv` beside its signals: `<stem>.csv`, `<stem>_Signals.csv` or a WFDB
-    record `<stem>.hea`. The PPG channel is `column`, else the first of PPG_COLUMNS the file has;
-    the sample rate is the one the files state (`fs=` in the first line of the references or the
-    CSV, or the WFDB header), else `fs`. A reference file that cannot be paired is appended to
-    `skipped` as (path, why): a dataset with one odd file is still scored, and says so. polarity
-    as recording.choose_polarity."""
+    record `<stem>.hea`; with `ann` (an annotation file's extension, such as atr or qrs) also every
+    WFDB record whose beats are annotated in `<stem>.<ann>`, the PhysioNet way. The PPG channel is
+    `column`, else the first of PPG_COLUMNS the file has; the sample rate is the one the files
+    state (`fs=` in the first line of the references or the CSV, or the WFDB header), else `fs`. A
+    reference file that cannot be paired is appended to `skipped` as (path, why): a dataset with
+    one odd file is still scored, and says so. polarity as recording.choose_polarity."""
     folder = Path(folder)
     if folder.is_file():
         raise VagalError("%s is a file; give the folder that holds the recordings and their "
@@ -59,16 +86,12 @@ def discover(folder, column=None, fs=None, skipped=None, polarity="auto"):
         raise VagalError("no such folder: %s%s" % (folder, " (the default is relative: run vagal evaluate "
                                                    "from the project folder, or name the folder)"
                                                    if str(folder) == "../shared/data" else ""))
+    if ann is not None and (not ann or not ann.replace("_", "").isalnum()):
+        raise VagalError("--ann takes an annotation file's extension, such as atr or qrs, not %r" % ann)
     if skipped is None:
         skipped = []
     cases = []
-    for rp in sorted(folder.rglob("*_rpeaks.csv")):
-        stem = rp.name[: -len("_rpeaks.csv")]
-        names = (stem + ".csv", stem + "_Signals.csv", stem + "_signals.csv", stem + ".hea")
-        signal = next((rp.parent / c for c in names if (rp.parent / c).exists()), None)
-        if signal is None:
-            skipped.append((rp, "no signal file beside it (%s)" % ", ".join(names)))
-            continue
+    for stem, rp, signal in _pairs(folder, ann, skipped):
         try:
             cols, stated = _header(signal)
         except UnicodeDecodeError:
@@ -86,7 +109,7 @@ def discover(folder, column=None, fs=None, skipped=None, polarity="auto"):
                 signal.name, repr(column) if column else "PPG", ", ".join(cols),
                 "" if column else "; name it with --column")))
             continue
-        rate = scoring.fs_from_comment(rp)
+        rate = scoring.fs_from_comment(rp) if rp.suffix == ".csv" else None
         if rate is None:
             rate = stated
         if rate is None:

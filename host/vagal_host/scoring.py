@@ -39,8 +39,33 @@ class Score:
         return 2 * self.tp / d if d else float("nan")
 
 
+# PhysioNet's beat annotation codes (the rest mark rhythm, noise, signal quality and the like)
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+
+
+def read_annotation_times(path, fs=None):
+    """Beat times in seconds from a WFDB annotation file (`<record>.<ext>`): only the annotations
+    that mark a beat; the rate is the annotation's own, from the record's header, else fs."""
+    import wfdb
+
+    path = str(path)
+    base, dot, ext = path.rpartition(".")
+    try:
+        ann = wfdb.rdann(base, ext)
+    except Exception as e:  # wfdb raises many kinds; all mean "not a readable annotation file"
+        raise VagalError("%s is not a readable WFDB annotation file: %s" % (path, e)) from None
+    rate = ann.fs or fs
+    if not rate:
+        raise VagalError("%s: no sample rate (no record header beside it): give --fs" % path)
+    keep = [s for s, sym in zip(ann.sample, ann.symbol) if sym in BEAT_SYMBOLS]
+    return np.array(keep, dtype=float) / float(rate)
+
+
 def read_times(path, fs=None):
-    """Beat times in seconds from a CSV with a `time_s` column, or a `sample` column and fs."""
+    """Beat times in seconds from a CSV with a `time_s` column, or a `sample` column and fs; or
+    from a WFDB annotation file (any other extension)."""
+    if not str(path).lower().endswith((".csv", ".txt")):
+        return read_annotation_times(path, fs)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [ln for ln in f if ln.strip() and not ln.startswith("#")]

@@ -19,6 +19,9 @@ def add_arguments(p):
     p.add_argument("--fs", default=None, metavar="HZ",
                    help="sample rate of recordings whose files do not state it (an 'fs=' in the first "
                         "line of the references or the CSV, or a WFDB header)")
+    p.add_argument("--ann", metavar="EXT", default=None,
+                   help="also score WFDB records (<name>.hea) against the beats in their annotation "
+                        "file <name>.EXT, the PhysioNet way (e.g. atr, qrs); only beat codes count")
     p.add_argument("--polarity", choices=POLARITIES, default="auto",
                    help="auto (default): turn a recording upside down when its pulse falls clearly "
                         "faster than it rises (absorbance-style raw counts); upright or inverted: "
@@ -30,11 +33,12 @@ def run(args):
     fs = check_fs(args.fs) if args.fs is not None else None
     cases, skipped = [], []
     for folder in args.folders:
-        cases.extend(discover(folder, args.column, fs, skipped, args.polarity))
+        cases.extend(discover(folder, args.column, fs, skipped, args.polarity, args.ann))
     for path, why in skipped:
         print("skipped %s: %s" % (path, why), file=sys.stderr)
     if not cases:
-        raise VagalError("no recordings with R-peak references (*_rpeaks.csv) %s in %s" % (
+        raise VagalError("no recordings with R-peak references (*_rpeaks.csv%s) %s in %s" % (
+            ", or WFDB records with a .%s annotation file" % args.ann if args.ann else "",
             "could be scored" if skipped else "found", ", ".join(args.folders)))
     if args.jobs is not None and args.jobs < 1:
         raise VagalError("--jobs must be at least 1")
