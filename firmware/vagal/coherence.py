@@ -126,14 +126,16 @@ class Coherence:
         span = ticks_diff(t_us, self._last_t)
         if span <= 0:
             return  # out of order: ignore
-        if span > N * STEP_US:  # longer than the whole window: start the grid afresh
-            self._next_t = t_us
-            span = 0
+        v0 = self._last_v
+        if span > N * STEP_US:
+            # longer than the whole window (a stall, a finger off): the window is all gap, its
+            # last N grid points bad and flat at the new rate (interpolating over minutes means nothing)
+            self._next_t = ticks_add(t_us, -(N - 1) * STEP_US)
+            v0 = hr_x10
         bad = 1 if (self._gap or span > _MAX_SPAN_US) else 0
         span_ms = span // 1000
         if span_ms < 1:
             span_ms = 1
-        v0 = self._last_v
         dv = hr_x10 - v0
         while ticks_diff(t_us, self._next_t) >= 0:
             k = ticks_diff(self._next_t, self._last_t) // 1000
@@ -147,6 +149,12 @@ class Coherence:
 
     def update(self, now_us):
         """Start a computation every 5 s and advance a running one by a few bins. True on a result."""
+        if self._have and ticks_diff(now_us, self._last_t) > N * STEP_US:
+            # no good beat for longer than the window: all of it is gap (no stale ratio), and the
+            # last beat's tick goes before it ages past ticks_diff's reach (2**29 us, 9 min)
+            self._have = False
+            for _ in range(N):
+                self._push(self._last_v, 1)
         if self._bin < 0:
             if self.filled < N:
                 return False

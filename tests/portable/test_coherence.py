@@ -110,3 +110,41 @@ def test_update_every_5_s_in_bounded_steps_without_allocation():
             no_alloc(c.point, ticks_add(now, -300000), 700)
     assert results == 3, results  # at 0 s, 5 s and 10 s
     assert c.coherence_x100 > 300
+
+
+def test_a_pulse_gone_longer_than_the_window_keeps_the_ring_in_range_and_invalid():
+    # a minute's stall of the sampling loop (or a finger off) leaves 70 s between two good beats:
+    # longer than the 64 s window. The grid restarted there with the whole span as its one step, so
+    # the point pushed was 700 + 20 * 70000 (an OverflowError in the int16 ring on CPython, -25092
+    # on MicroPython), counted good. The window is all gap, as after a shorter one
+    c = Coherence()
+    t = _feed(c, lambda s: 700 + 80 * math.sin(2 * math.pi * 0.1 * s), 70)
+    assert c.compute_now() != C.INVALID
+    c.gap()
+    t = ticks_add(t, 70000000)
+    no_alloc(c.point, t, 720)
+    for k in range(C.N):
+        assert 600 <= c._hr[k] <= 800, (k, c._hr[k])
+    _feed(c, lambda s: 720, 30, t0=ticks_add(t, 800000))
+    assert c.compute_now() == C.INVALID
+
+
+def test_a_finger_off_for_ten_minutes_gives_no_stale_ratio_and_then_new_points():
+    # the last good beat's tick was kept until the next one: past 2**29 us (9 min) ticks_diff made the
+    # new beats look older than it, so they were all ignored for up to 9 more minutes, while the
+    # ratio of the window before the loss was reported every 5 s as if current
+    c = Coherence()
+    t = _feed(c, lambda s: 700 + 80 * math.sin(2 * math.pi * 0.1 * s), 70)
+    c.gap()
+    for i in range(600):  # 10 min without a good beat, the meter updating (each second here)
+        t = ticks_add(t, 1000000)
+        no_alloc(c.update, t)
+        if i == 120:
+            assert c.coherence_x100 == C.INVALID, c.coherence_x100  # a minute on: the window is gap
+    _feed(c, lambda s: 720 + 40 * math.sin(2 * math.pi * 0.1 * s), 80, t0=t)
+    new = 0
+    for k in range(C.N):
+        if c._hr[k] >= 680:
+            new += 1
+    assert new == C.N, new
+    assert c.compute_now() != C.INVALID
