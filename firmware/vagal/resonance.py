@@ -29,6 +29,10 @@ _BEATS = const(64)  # beats remembered: > one 15 s breath at 200 bpm
 # A beat counts at the midpoint of its interval (up to 0.75 s before its peak at 40 bpm) and is
 # reported up to 0.5 s after its peak: wait this long after a breath ends before judging it.
 BEAT_DELAY_US = const(1300000)
+# A breath is judged within ~22 s of its start (a 20 s breath, then BEAT_DELAY_US), ~80 s after a
+# minute's stall: a controller's start tick older than this can move up to it without changing a
+# verdict, and so stays within ticks_diff's reach (2**29 us, 9 min) however long a step or block runs
+JUDGED_WITHIN_US = const(120000000)
 _MIN_BEATS = const(4)
 # A breath keeps its verdict with up to this many beats the cleaner rejected (an ectopic beat
 # rejects two intervals); the coverage rule (>= 70 % of the beats the breath should hold) still applies.

@@ -149,3 +149,22 @@ def test_resonance_curve_finds_a_peak_between_or_beyond_the_grid():
         m = _FakeMeter()
         a = _assess(Assessment(m, refine=REFINE_SWING), m, fr, q)
         assert abs(a.result_mbpm - fr) <= 50, (fr, a.result_mbpm, _table(a))
+
+
+def test_breaths_late_in_an_extended_long_step_are_counted():
+    # a 300 s step without enough valid breaths runs on, up to 600 s; its start tick was compared
+    # with each breath's, and past 2**29 us (537 s) ticks_diff made the breaths look older than the
+    # step: none of its last minute counted
+    m = _FakeMeter()
+    a = Assessment(m, step_s=300)
+    t = 0
+    a.start(t)
+    elapsed = 0
+    while a.step == 0 and a.state == Assessment.RUNNING:
+        start = t
+        t = ticks_add(t, 9000000)
+        elapsed += 9
+        fit, phase = _person(6500)
+        m.breath(start, fit, phase, valid=elapsed > 520)  # poor signal for the first 520 s
+        no_alloc(a.update, t)
+    assert a.n[0] >= 6, (a.n[0], elapsed)

@@ -128,3 +128,24 @@ def test_noisy_low_sensitivity_people_are_reached():
         out.append(abs(tu.center_mbpm - 6300))
     within = len([e for e in out if e <= 250])
     assert within >= 22 and sum(out) // len(out) <= 100, out
+
+
+def test_breaths_after_ten_minutes_without_a_valid_one_are_used():
+    # the block's start tick was kept until a block was complete: after 2**29 us (9 min) without
+    # valid breaths (a finger off at the bedside) ticks_diff made every new breath look older than
+    # the block, so tuning stood still for up to 9 more minutes
+    m = _Meter()
+    tuner = Tuner(m, 6000)
+    t = 0
+    tuner.start(t)
+    for _ in range(60):  # 10 min of breaths with poor signal
+        start = t
+        t = ticks_add(t, 10000000)
+        m.breath(start, 100, 40, valid=False)
+        no_alloc(tuner.update, t)
+    for _ in range(12):  # 2 min of valid breaths, lagging: above resonance
+        start = t
+        t = ticks_add(t, 10000000)
+        m.breath(start, 100, 40)
+        no_alloc(tuner.update, t)
+    assert tuner.steps >= 1 and tuner.rate_mbpm < 6000, (tuner.steps, tuner.rate_mbpm)
