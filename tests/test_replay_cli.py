@@ -162,3 +162,23 @@ def test_every_option_of_every_command_has_help_and_a_meaningful_placeholder():
             takes_value = a.nargs != 0
             if a.option_strings and takes_value and not a.choices:
                 assert a.metavar is not None, (name, a.option_strings)  # not the bare upper-case dest
+
+
+@pytest.mark.parametrize("engine", ["cpython", "micropython"])
+def test_an_idle_10_bit_sensor_gives_no_beats(tmp_path, capsys, engine):
+    # 10-bit counts carry four times the 12-bit noise step: the replay tells the core, whose noise
+    # floor is then four of those counts, so an idle sensor's +-3 counts are not learned as a pulse
+    rng = synth_ppg.Rng(5)
+    fs = 117
+    idle = [512 + int(7 * rng.uniform()) - 3 for _ in range(12 * fs)]
+    x, truth = synth_ppg.ppg(fs, 20, hr_bpm=70, seed=3, amp=6000, noise=0)
+    counts = idle + [v >> 6 for v in x]
+    rec = tmp_path / "idle.csv"
+    rec.write_text("hr\n" + "".join("%d\n" % v for v in counts))
+    out = tmp_path / "b.csv"
+    assert main(["replay", str(rec), "--column", "hr", "--fs", str(fs), "--beats", str(out), "--quiet",
+                 "--engine", engine]) == 0
+    assert "10-bit ADC counts x 64" in capsys.readouterr().out
+    times = [float(r.split(",")[0]) for r in out.read_text().splitlines()[1:]]
+    assert not [t for t in times if t < 12], times
+    assert abs(len(times) - len([t for t in truth if t > 1.0])) <= 1, (len(times), len(truth))

@@ -31,7 +31,10 @@ a flat line (no finger), amplitude collapse and motion bursts. In any of those s
 emitted; after the signal comes back the detector waits for its filters to settle, relearns the
 pulse amplitude from the first full upstroke of the new signal, rescans what it learned from (so
 that beat is not lost when it is still within 0.5 s of its peak) and detects again. Learning
-takes only an upstroke that rises above the ADC's noise (SSF_MIN). Two exceptions keep a glitch
+takes only an upstroke that rises above the ADC's noise (SSF_MIN, four counts of the ADC's real
+resolution) and half the raw range seen meanwhile (not the dicrotic wave of a pulse just missed),
+and the first two pulses after it may still set the size (the first one measured may have been
+the tail of an upstroke under way when learning began). Two exceptions keep a glitch
 from costing beats: a spike to a rail or to zero of up to 16 ms is bridged with the last good
 sample, and after a drop-out or rail of up to 250 ms, met while the pulse was being followed, the
 pulse learned before it is kept (the filters still settle; nothing is relearned).
@@ -46,69 +49,87 @@ from array import array
 
 from vagal.ticks import ticks_diff, ticks_add
 
+try:
+    from micropython import const   # compiled in: no dictionary lookup per use on the board
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
 # Quality states (ints so the per-sample path never builds a string).
-LEARNING = 0
-OK = 1
-NO_CONTACT = 2
-SATURATED = 3
-DROPOUT = 4
-NOISY = 5
-LOW_AMPLITUDE = 6
+LEARNING = const(0)
+OK = const(1)
+NO_CONTACT = const(2)
+SATURATED = const(3)
+DROPOUT = const(4)
+NOISY = const(5)
+LOW_AMPLITUDE = const(6)
 QUALITY_NAMES = ("learning", "ok", "no_contact", "saturated", "dropout", "noisy", "low_amplitude")
 
 # Levels in read_u16() units (0..65535). A 12-bit ADC count is 16 units; the RP2040's ADC has about
 # 8-9 effective bits, i.e. noise of 1-4 counts.
-DROPOUT_LEVEL = 64       # at or below: the sensor output fell to ground (lost contact / cable)
-RAIL_LEVEL = 65280       # at or above: the ADC's top rail (4080 counts of 4095)
-FLAT_RANGE = 160         # raw peak-to-peak below this over a block: no pulse at all (~10 counts)
-STUCK_DELTA = 16         # within one 12-bit count: "the same value" for clipping detection
-FLOOR_CLIP = 1024        # at or below (64 counts, ~50 mV): where an amplifier clips at its ground rail
+DROPOUT_LEVEL = const(64)   # at or below: the sensor output fell to ground (lost contact / cable)
+RAIL_LEVEL = const(65280)   # at or above: the ADC's top rail (4080 counts of 4095)
+FLAT_RANGE = const(160)     # raw peak-to-peak below this over a block: no pulse at all (~10 counts)
+STUCK_DELTA = const(16)     # within one 12-bit count: "the same value" for clipping detection
+FLOOR_CLIP = const(1024)    # at or below (64 counts, ~50 mV): an amplifier clipping at ground
 
-THRESHOLD_PCT = 35       # pulse threshold, % of the running mean slope-sum peak
+THRESHOLD_PCT = const(35)   # pulse threshold, % of the running mean slope-sum peak
 # The smallest slope sum taken for a pulse: a rise of 4 12-bit counts in 128 ms (a pulse of about
 # 6 counts). Low-passed ADC noise sums to 10-30; learning from a quiet stretch below this would set
-# a threshold noise crosses, and the mean pulse slope sum could not grow back from it.
-SSF_MIN = 64
+# a threshold noise crosses, and the mean pulse slope sum could not grow back from it. On a coarser
+# ADC it is 4 of its counts (`resolution`): an idle 10-bit PulseSensor's +-3 counts of noise sum
+# to 120-200 here, and were learned as a pulse (heartpy data2, 8-14 s: 12 invented beats).
+SSF_MIN = const(64)
 # An interval longer than this (15 bpm) is a gap, in the pulse or in the sample clock (a stalled
 # sampling loop), not one beat-to-beat interval: the beat after it starts the intervals afresh.
 # It also bounds every product of an interval below (at most x50) far inside 2**30.
-IBI_GAP_US = 4000000
-FALL_DIV = 5             # a peak is confirmed once the signal fell 1/FALL_DIV of the pulse amplitude
+IBI_GAP_US = const(4000000)
+FALL_DIV = const(5)         # a peak is confirmed once the signal fell 1/FALL_DIV of the pulse
 
 # Indices into BeatDetector._d (durations in samples, us) and _a (state read once per candidate).
-_D_DIC_MAX = 0
-_D_REST = 1
-_D_SLOW_FALL = 2
-_D_GLITCH = 3
-_D_SPIKE = 4
-_D_LATE_US = 5
+_D_DIC_MAX = const(0)
+_D_REST = const(1)
+_D_SLOW_FALL = const(2)
+_D_GLITCH = const(3)
+_D_SPIKE = const(4)
+_D_LATE_US = const(5)
+_D_SSF_MIN = const(6)
 # Is a weak early upstroke a dicrotic wave or a beat (atrial fibrillation)? The evidence
 # (_dicrotic_delay, _dicrotic_evidence) moves a score in -3..3; at 0 and above, as at the start,
 # weak early upstrokes are set aside as dicrotic waves.
-_A_DSCORE = 0
-_A_PEND = 1          # one was set aside since the last beat
-_A_WEAK_PREV = 2     # the last beat was one, taken as a beat
-_A_LAST_IBI = 3      # the last interval (us)
-_A_WGAP = 4          # samples from its beat to the last weak upstroke judged
-_A_STRONG_N = 5      # beats since then, not counting weak ones (up to 3)
-_A_BAD_N = 6         # samples of the current bad stretch (up to _D_GLITCH)
-_A_GLITCH_OK = 7     # it began while following the pulse, and is still short
-_A_N = 8
+_A_DSCORE = const(0)
+_A_PEND = const(1)          # one was set aside since the last beat
+_A_WEAK_PREV = const(2)     # the last beat was one, taken as a beat
+_A_LAST_IBI = const(3)      # the last interval (us)
+_A_WGAP = const(4)          # samples from its beat to the last weak upstroke judged
+_A_STRONG_N = const(5)      # beats since then, not counting weak ones (up to 3)
+_A_BAD_N = const(6)         # samples of the current bad stretch (up to _D_GLITCH)
+_A_GLITCH_OK = const(7)     # it began while following the pulse, and is still short
+_A_LEARN_LO = const(8)      # learning: the lowest and highest raw samples since it began
+_A_LEARN_HI = const(9)
+_A_LEARNT_N = const(10)     # pulses taken since learning ended (up to 2)
+_A_N = const(11)
 
 
 class BeatDetector:
     """Causal beat detector: push(x, t_us) per sample; True when a beat is ready in beat_*.
 
-    BeatDetector(fs, adc_bits=16): fs 50..1000 Hz; adc_bits the width of the samples pushed (16 for
-    read_u16(), 12 for raw 12-bit counts); values outside that range are held to it."""
+    BeatDetector(fs, adc_bits=16, resolution=12): fs 50..1000 Hz; adc_bits the width of the samples
+    pushed (16 for read_u16(), 12 for raw 12-bit counts), values outside that range held to it;
+    resolution the bits the samples really carry (the RP2040's ADC: 12, inside read_u16()'s 16; a
+    10-bit recording scaled up: 10), which sets the noise floor (SSF_MIN) in counts of it."""
 
-    def __init__(self, fs, adc_bits=16):
+    def __init__(self, fs, adc_bits=16, resolution=12):
         fs = int(fs)
         if fs < 50 or fs > 1000:
             raise ValueError("sample rate must be 50..1000 Hz, got %d" % fs)
         if adc_bits not in (10, 12, 14, 16):
             raise ValueError("adc_bits must be 10, 12, 14 or 16 (the width of the samples pushed), got %r"
                              % (adc_bits,))
+        if resolution not in (8, 10, 12, 14, 16):
+            raise ValueError("resolution must be 8, 10, 12, 14 or 16 bits, got %r" % (resolution,))
         self.fs = fs
         # Samples narrower than read_u16()'s 16 bits are shifted up on the way in, so every level
         # below (rails, drop-out, one-count steps, noise floors) means the same for any ADC width.
@@ -143,8 +164,10 @@ class BeatDetector:
                                                    # was learned
                               max(1, fs // 64),    # _D_SPIKE: bad samples this few (16 ms) are
                                                    # bridged over
-                              500000 - 4 * self._period_us])   # _D_LATE_US: a later beat is not
+                              500000 - 4 * self._period_us,    # _D_LATE_US: a later beat is not
                                                    # reported (queued ones leave one per sample)
+                              SSF_MIN << (12 - min(12, resolution))])  # _D_SSF_MIN: four counts
+                                                   # of a 12-bit ADC, or of a coarser one
         # Learn the pulse size from the first full upstroke (at least 0.4 s, at most 2 s), then
         # rescan the learning window: ending at the first upstroke keeps its beat within 0.5 s.
         self._learn_min = fs * 4 // 10
@@ -356,30 +379,43 @@ class BeatDetector:
             return False
         q = self.quality
         if q == LEARNING:
-            self._learn += 1
-            if ssf > self._learn_ssf:
-                self._learn_ssf = ssf
-                self._learn_max_at = self._learn
-            # an upstroke is over once its slope sum fell to a quarter of its maximum (a maximum
-            # after the SSF window filled, so not a fragment at the very start)
-            if self._learn >= self._learn_len or (
-                    self._learn >= self._learn_min and self._learn_max_at > self._w
-                    and ssf * 4 < self._learn_ssf):
-                if self._learn_ssf < SSF_MIN:
-                    self._learn = 0     # nothing rose above the noise: no pulse to learn yet
-                    self._learn_ssf = 0
-                    self._learn_max_at = 0
-                    return False
-                self._end_learning()
-                if self._nq:
-                    self._pop()
-                    return True
-            return False
+            return self._learn_step(x, ssf)
         if q != OK:
             return False            # a block-level state (flat, noisy, weak) holds detection off
         if self._detect(lp, ssf, h):
             self._pop()
             return True
+        return False
+
+    def _learn_step(self, x, ssf):
+        """One sample of learning (raw x, slope sum ssf); True when it ended with a beat popped."""
+        self._learn += 1
+        a = self._a
+        if self._learn == 1 or x < a[_A_LEARN_LO]:
+            a[_A_LEARN_LO] = x
+        if self._learn == 1 or x > a[_A_LEARN_HI]:
+            a[_A_LEARN_HI] = x
+        if ssf > self._learn_ssf:
+            self._learn_ssf = ssf
+            self._learn_max_at = self._learn
+        # An upstroke is over once its slope sum fell to a quarter of its maximum (a maximum
+        # after the SSF window filled, so not a fragment at the very start). Learning ends
+        # there if that upstroke rose half the raw range seen since learning began: begun
+        # just after a pulse, the first upstroke is its dicrotic wave, a fraction of the fall
+        # already seen, and learning it would make every pulse "motion".
+        rng = a[_A_LEARN_HI] - a[_A_LEARN_LO]
+        if self._learn >= self._learn_len or (
+                self._learn >= self._learn_min and self._learn_max_at > self._w
+                and ssf * 4 < self._learn_ssf and self._learn_ssf * 2 >= rng):
+            if self._learn_ssf < self._d[_D_SSF_MIN]:
+                self._learn = 0     # nothing rose above the noise: no pulse to learn yet
+                self._learn_ssf = 0
+                self._learn_max_at = 0
+                return False
+            self._end_learning()
+            if self._nq:
+                self._pop()
+                return True
         return False
 
     def _slope(self, lp):
@@ -409,8 +445,8 @@ class BeatDetector:
             floor = self._noise * 2
             if thr < floor:
                 thr = floor
-            if thr < SSF_MIN // 2:
-                thr = SSF_MIN // 2
+            if thr < self._d[_D_SSF_MIN] >> 1:
+                thr = self._d[_D_SSF_MIN] >> 1
             if self._rearm:
                 self._rearm -= 1
                 if ssf <= thr:
@@ -427,7 +463,8 @@ class BeatDetector:
                 if self._miss_n and self._since_peak > self._miss_n:
                     self._since_peak = self._refractory + 1
                     a = self._ssf_avg - (self._ssf_avg >> 2)
-                    self._ssf_avg = a if a > SSF_MIN else SSF_MIN
+                    m = self._d[_D_SSF_MIN]
+                    self._ssf_avg = a if a > m else m
             return False
         self._cand_len += 1
         if ssf > self._cand_ssf:
@@ -475,6 +512,9 @@ class BeatDetector:
             self._b2[i] = x
         self._s1 = x * self._l1
         self._s2 = x * self._l2
+        hx = self._hx
+        for i in range(len(hx)):
+            hx[i] = x           # and the history, or a first pulse's foot would be read as 0
         self._prev_lp = x
         self._run_x = x
         self._primed = 1
@@ -495,6 +535,7 @@ class BeatDetector:
         """Set the threshold from the pulses just seen, then rescan them so none is lost."""
         self._ssf_avg = self._learn_ssf * 3 // 4
         self._noise = self._learn_ssf // 8
+        self._a[_A_LEARNT_N] = 0
         self.quality = OK
         m = self._hm
         k = (self._hi - self._learn) & m
@@ -605,9 +646,12 @@ class BeatDetector:
         self._since_peak = after
         # Motion and artefacts: an upstroke far larger than the learned pulse. Three in a row mean
         # the pulse itself changed (pressure, posture): adopt the new size instead of rejecting.
+        # Right after learning the size is one pulse's, and that one may have been the tail of
+        # an upstroke already under way at the first sample: the first two pulses may adopt
+        # their own size at once.
         if self._amp_avg and amp > self._amp_avg * 3:
             self._big += 1
-            if self._big < 3:
+            if self._big < 3 and self._a[_A_LEARNT_N] >= 2:
                 return False
             self._amp_avg = amp
             avg = cssf
@@ -668,6 +712,8 @@ class BeatDetector:
         a = self._a
         a[_A_PEND] = 0
         a[_A_WEAK_PREV] = taken
+        if a[_A_LEARNT_N] < 2:
+            a[_A_LEARNT_N] += 1
         if not weak and a[_A_STRONG_N] < 3:
             a[_A_STRONG_N] += 1
         self._prev_t = t0

@@ -27,9 +27,9 @@ def _fmt_fixed(v, scale, digits):
 class Replay:
     """Feeds samples to a BeatDetector and HRV, writes beat rows, keeps the run's totals."""
 
-    def __init__(self, fs_num, fs_den, out, start_tick=0):
+    def __init__(self, fs_num, fs_den, out, start_tick=0, resolution=12):
         fs = (fs_num + fs_den // 2) // fs_den
-        self.det = BeatDetector(fs)
+        self.det = BeatDetector(fs, 16, resolution)
         self.hrv = HRV()
         self.clock = TickClock(fs_num, fs_den, start_tick)
         self.out = out
@@ -93,10 +93,10 @@ class Replay:
         return " ".join(parts)
 
 
-def run_file(in_path, out_path, fs_num, fs_den):
+def run_file(in_path, out_path, fs_num, fs_den, resolution=12):
     """Replay a file of one integer sample per line (what the host hands other engines)."""
     with open(out_path, "w") as out:
-        r = Replay(fs_num, fs_den, out)
+        r = Replay(fs_num, fs_den, out, 0, resolution)
         with open(in_path) as f:
             for line in f:
                 r.feed(int(line))

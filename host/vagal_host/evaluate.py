@@ -123,12 +123,12 @@ def discover(folder, column=None, fs=None, skipped=None, polarity="auto", ann=No
     return cases
 
 
-def replay_beats(samples, fs):
+def replay_beats(samples, fs, resolution=12):
     """The core's beat times (s) on ADC samples, exactly as `vagal replay` writes them, and the
     Replay that found them (its time in each quality state)."""
     num, den = rate_fraction(fs)
     out = io.StringIO()
-    r = Replay(num, den, out)
+    r = Replay(num, den, out, 0, resolution)
     for x in samples:
         r.feed(x)
     rows = out.getvalue().splitlines()[1:]
@@ -137,7 +137,7 @@ def replay_beats(samples, fs):
 
 def run_case(case):
     rec = load_recording(case.signal, case.column, case.fs, polarity=case.polarity)
-    det, _ = replay_beats(rec.samples, rec.fs)
+    det, _ = replay_beats(rec.samples, rec.fs, rec.resolution)
     return score_case(case, det, rec.duration_s)
 
 

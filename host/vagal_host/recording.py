@@ -23,8 +23,9 @@ FS_MAX = 1000
 class Recording:
     """One channel of a recording: integer ADC samples and their sample rate."""
 
-    def __init__(self, name, samples, fs, column, scaling):
+    def __init__(self, name, samples, fs, column, scaling, resolution=16):
         self.name = name
+        self.resolution = resolution    # bits the values carry (10 for a 10-bit ADC's counts)
         self.samples = samples
         self.fs = fs
         self.column = column
@@ -194,7 +195,8 @@ def choose_polarity(values, fs, polarity="auto"):
 
 
 def to_adc(values, adc_bits=None, invert=False):
-    """Map values into read_u16() counts; returns (ints, description of the scaling).
+    """Map values into read_u16() counts; returns (ints, description of the scaling, the bits the
+    values carry: the ADC's width for counts, 16 for values scaled linearly).
 
     adc_bits None guesses: non-negative integers are taken as counts of the narrowest ADC they fit
     (10, 12 or 16 bits), anything else is scaled linearly. The guess is wrong for a weak 12-bit
@@ -215,18 +217,17 @@ def to_adc(values, adc_bits=None, invert=False):
             raise VagalError("--adc-bits %d: %g is not a %d-bit count (integers 0..%d)"
                              % (adc_bits, bad, adc_bits, top))
         shift = 16 - adc_bits
+        what = "%d-bit ADC counts%s" % (adc_bits, " x %d" % (1 << shift) if shift else "")
         if invert:
-            return [(top - int(v)) << shift for v in values], "%d-bit ADC counts%s" % (
-                adc_bits, " x %d" % (1 << shift) if shift else "")
-        return [int(v) << shift for v in values], "%d-bit ADC counts%s" % (
-            adc_bits, " x %d" % (1 << shift) if shift else "")
+            return [(top - int(v)) << shift for v in values], what, adc_bits
+        return [int(v) << shift for v in values], what, adc_bits
     s = sorted(values)
     p_lo = s[int(0.005 * (len(s) - 1))]
     p_hi = s[int(0.995 * (len(s) - 1))]
     if p_hi <= p_lo:
         p_lo, p_hi = lo, hi
     if p_hi <= p_lo:
-        return [32768] * len(values), "constant signal"
+        return [32768] * len(values), "constant signal", 16
     gain = 32768.0 / (p_hi - p_lo)
     base = p_lo
     if invert:
@@ -235,7 +236,7 @@ def to_adc(values, adc_bits=None, invert=False):
     for v in values:
         c = int(round(16384 + (v - base) * gain))
         out.append(0 if c < 0 else 65535 if c > 65535 else c)
-    return out, "linear: %.6g..%.6g -> %s" % (p_lo, p_hi, "49152..16384" if invert else "16384..49152")
+    return out, "linear: %.6g..%.6g -> %s" % (p_lo, p_hi, "49152..16384" if invert else "16384..49152"), 16
 
 
 def load_recording(path, column=None, fs=None, adc_bits=None, polarity="upright"):
@@ -257,7 +258,7 @@ def load_recording(path, column=None, fs=None, adc_bits=None, polarity="upright"
     if len(values) < 2:
         raise VagalError("%s has only %d sample(s)" % (path, len(values)))
     invert, note = choose_polarity(values, fs, polarity)
-    samples, scaling = to_adc(values, adc_bits, invert)
+    samples, scaling, bits = to_adc(values, adc_bits, invert)
     scaling += note
     name = os.path.splitext(os.path.basename(path))[0]
-    return Recording(name, samples, fs, column, scaling)
+    return Recording(name, samples, fs, column, scaling, bits)

@@ -53,13 +53,14 @@ def _atomic_target(out_path):
 CHUNK = 50000  # samples between progress updates
 
 
-def replay_cpython(samples, fs, out_path, progress=None):
-    """progress: a vagal_host.progress.Progress (or None) advanced in samples."""
+def replay_cpython(samples, fs, out_path, progress=None, resolution=12):
+    """progress: a vagal_host.progress.Progress (or None) advanced in samples; resolution: the bits
+    the samples really carry (Recording.resolution)."""
     num, den = rate_fraction(fs)
     tmp = _atomic_target(out_path)
     try:
         with open(tmp, "w", newline="\n") as out:
-            r = Replay(num, den, out)
+            r = Replay(num, den, out, 0, resolution)
             feed = r.feed
             for i in range(0, len(samples), CHUNK):
                 for x in samples[i:i + CHUNK]:
@@ -74,7 +75,7 @@ def replay_cpython(samples, fs, out_path, progress=None):
     return summary
 
 
-def replay_micropython(samples, fs, out_path, heapsize="256K", progress=None):
+def replay_micropython(samples, fs, out_path, heapsize="256K", progress=None, resolution=12):
     num, den = rate_fraction(fs)
     tmp = _atomic_target(out_path)
     with tempfile.TemporaryDirectory(prefix="vagal-replay-") as d:
@@ -82,7 +83,7 @@ def replay_micropython(samples, fs, out_path, heapsize="256K", progress=None):
         inp.write_text("".join("%d\n" % x for x in samples))
         code = (
             "from vagal.replay import run_file\n"
-            "print(run_file(%r, %r, %d, %d))\n" % (str(inp), str(tmp), num, den)
+            "print(run_file(%r, %r, %d, %d, %d))\n" % (str(inp), str(tmp), num, den, resolution)
         )
         env = dict(os.environ, MICROPYPATH="%s:.frozen" % FIRMWARE)
         try:

@@ -60,7 +60,7 @@ def conditions(raw, fs, seed=2):
 def score_values(case, values, adc_bits=None):
     """Replay the core on values and score them against the case's R-peaks: (Score, share of
     time in each quality state)."""
-    samples, _ = to_adc([float(v) for v in values], adc_bits)
+    samples, _, _ = to_adc([float(v) for v in values], adc_bits)
     det, r = replay_beats(samples, case.fs)
     ref = scoring.read_times(case.rpeaks, case.fs)
     sc = scoring.score(case.name, ref, det, len(samples) / case.fs, scoring.read_exclusions(case.exclude))

@@ -244,6 +244,50 @@ def test_no_beats_and_a_named_state_in_bad_stretches():
         assert qual[-1] == OK, (kind, QUALITY_NAMES[qual[-1]])
 
 
+def _misses_after(fs, hr, dicrotic, start, after_s=2.5):
+    """Beats missed after after_s when the recording begins `start` samples into the signal."""
+    x, truth = synth_ppg.ppg(fs, 14, hr_bpm=hr, dicrotic=dicrotic, seed=hr)
+    x = x[start:]
+    beats, _, _ = run(x, fs)
+    found = [t for t, _, _ in beats]
+    end = len(x) / fs - 0.4                             # a beat is confirmed after its peak
+    later = [t - start / fs for t in truth if after_s < t - start / fs < end]
+    hits, miss, extra = match([t for t in found if after_s - 0.1 < t < end + 0.1], later, 0.1)
+    return miss
+
+
+def test_the_pulse_is_learned_whatever_the_phase_the_signal_starts_in():
+    """Learning takes its first whole upstroke. Begun just after a pulse, that was its dicrotic
+    wave; begun halfway up an upstroke, the first pulse measured was that upstroke's tail. Either
+    way every whole pulse after it looked 3x too big, was rejected as motion, and the detector
+    went 'noisy': 5-15 beats lost at start-up (95 and 120 bpm below, one start in twelve of a
+    cycle). Now learning ends on an upstroke only if it rose half the raw range seen meanwhile,
+    the first two pulses after learning may set the size, and the first pulse's foot is measured
+    on the signal, not on an empty history read as zero."""
+    fs = 100
+    for hr, dicrotic in ((95, 0.35), (120, 0.35), (120, 0.6), (75, 0.6)):
+        period = fs * 60 // hr
+        lost = [_misses_after(fs, hr, dicrotic, k) for k in range(0, period, max(1, period // 12))]
+        assert sum(lost) == 0, (hr, dicrotic, lost)
+
+
+def test_an_idle_sensor_on_a_coarse_adc_is_not_learned_as_a_pulse():
+    """A PulseSensor with no finger idles at mid-rail with a few counts of noise. Read by a 10-bit
+    ADC (heartpy data2's first 4 s and 8-14 s) those counts are four times coarser than the noise
+    floor set for the RP2040's 12 bits, and the low-passed noise was learned as a pulse: a beat
+    every 300-650 ms. Told the samples' resolution, the floor is four of its counts."""
+    fs = 117
+    rng = synth_ppg.Rng(5)
+    idle = [(512 + int(7 * rng.uniform()) - 3) << 6 for _ in range(20 * fs)]    # 509..515, x64
+    beats, _, _ = run(idle, fs, det=BeatDetector(fs, 16, 10))
+    assert not beats, [t for t, _, _ in beats]
+    x, truth = synth_ppg.ppg(fs, 20, hr_bpm=70, seed=3, amp=6000, noise=0)
+    pulse = [(v >> 6) << 6 for v in x]                  # a real pulse in the same 10-bit counts
+    beats, _, _ = run(pulse, fs, det=BeatDetector(fs, 16, 10))
+    hits, miss, extra = match([t for t, _, _ in beats if t > 2.5], [t for t in truth if t > 2.6], 0.05)
+    assert miss == 0 and extra == 0, (miss, extra)
+
+
 def test_a_quiet_stretch_is_not_learned_as_the_pulse():
     """After a drop-out the detector relearns the pulse size. Learning from a quiet stretch (no
     finger yet, ADC noise just above the flat-line limit) once set a threshold noise crosses, and

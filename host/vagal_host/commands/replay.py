@@ -34,9 +34,11 @@ def run(args):
     rec = load_recording(args.recording, args.column, args.fs, args.adc_bits, args.polarity)
     with Progress("replaying %s" % rec.name, total=len(rec.samples), quiet=args.quiet) as progress:
         if args.engine == "micropython":
-            summary = replay_micropython(rec.samples, rec.fs, args.beats, progress=progress)
+            summary = replay_micropython(rec.samples, rec.fs, args.beats, progress=progress,
+                                         resolution=rec.resolution)
         else:
-            summary = replay_cpython(rec.samples, rec.fs, args.beats, progress=progress)
+            summary = replay_cpython(rec.samples, rec.fs, args.beats, progress=progress,
+                                     resolution=rec.resolution)
     print("%s [%s, %.1f s at %g Hz, %s]: %s -> %s" % (
         rec.name, rec.column, rec.duration_s, rec.fs, rec.scaling, summary, args.beats))
     return 0
