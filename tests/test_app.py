@@ -342,3 +342,22 @@ def test_asyncio_main_serves_and_stops_on_a_dead_task(tmp_path):
     assert replies(board, 1)[0]["text"] == "pong"
     assert any(m.kind == "log" and "task button died" in m["text"] for m in msgs)
     assert isinstance(app.failure, RuntimeError)
+
+
+def test_a_stalled_sampling_loop_starts_the_intervals_afresh(tmp_path):
+    # 30 s without samples (a hung USB write, a flash write) while the signal stays good: the core
+    # reports the first beat after it with no interval, and HRV must not pair the next interval
+    # with the one before the stall
+    app, board = new_app(tmp_path, hr_bpm=72.0)
+    run_for(app, board, 20)
+    gaps = []
+    real_gap = app.hrv.gap
+    app.hrv.gap = lambda: (gaps.append(board.now_us), real_gap())
+    n_before = len([m for m in board.messages() if m.kind == "beat"])
+    board.now_us += 30000000
+    board._next_sample_us += 30000000
+    run_for(app, board, 10)
+    beats = [m for m in board.messages() if m.kind == "beat"][n_before:]
+    assert beats and beats[0]["ibi_us"] == 0, [b["ibi_us"] for b in beats[:3]]
+    assert all(abs(b["ibi_us"] - 833333) < 20000 for b in beats[1:]), [b["ibi_us"] for b in beats]
+    assert gaps, "the beat with no interval did not tell HRV"

@@ -464,7 +464,11 @@ class App:
     def _on_beat(self):
         det = self.det
         ibi = det.beat_ibi_us
-        accepted = self.hrv.add(ibi) if ibi > 0 else False
+        accepted = False
+        if ibi > 0:
+            accepted = self.hrv.add(ibi)
+        else:
+            self.hrv.gap()  # the first beat after a gap (or a stalled clock): no interval to pair
         self.meter.beat(det.beat_t_us, ibi, accepted)
         self.send("beat", self.session_ms(det.beat_t_us), ibi, det.beat_amp, det.beat_conf)
 
