@@ -156,6 +156,11 @@ INVERTED_BELOW = 0.8
 POLARITY_MIN_S = 10
 
 
+POLARITY_HELP = ("auto (default): turn the signal upside down when its pulse falls clearly faster "
+                 "than it rises (absorbance-style raw counts, where more blood means less light); "
+                 "upright or inverted: say it outright. The summary says which")
+
+
 def slope_ratio(values, fs):
     """How much steeper the signal rises than it falls: the 99th percentile of its 20 ms rises over
     the 99th of its 20 ms falls (after a 40 ms moving average), or None for under 10 s of signal.

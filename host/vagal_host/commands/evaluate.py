@@ -4,7 +4,7 @@ import sys
 
 from vagal_host.errors import VagalError
 from vagal_host.evaluate import PPG_COLUMNS, discover, evaluate, pooled
-from vagal_host.recording import POLARITIES, check_fs
+from vagal_host.recording import POLARITIES, POLARITY_HELP, check_fs
 
 NAME = "evaluate"
 HELP = "score beat detection against ECG R-peaks on every recording with references in the given folders"
@@ -22,10 +22,7 @@ def add_arguments(p):
     p.add_argument("--ann", metavar="EXT", default=None,
                    help="also score WFDB records (<name>.hea) against the beats in their annotation "
                         "file <name>.EXT, the PhysioNet way (e.g. atr, qrs); only beat codes count")
-    p.add_argument("--polarity", choices=POLARITIES, default="auto",
-                   help="auto (default): turn a recording upside down when its pulse falls clearly "
-                        "faster than it rises (absorbance-style raw counts); upright or inverted: "
-                        "say it outright")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto", help=POLARITY_HELP)
     p.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core)")
 
 

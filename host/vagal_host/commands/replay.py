@@ -4,7 +4,7 @@ import os
 
 from vagal_host.errors import VagalError
 from vagal_host.progress import Progress
-from vagal_host.recording import ADC_BITS, POLARITIES, load_recording
+from vagal_host.recording import ADC_BITS, POLARITIES, POLARITY_HELP, load_recording
 from vagal_host.replay_engines import replay_cpython, replay_micropython
 
 NAME = "replay"
@@ -18,10 +18,7 @@ def add_arguments(p):
     p.add_argument("--adc-bits", type=int, choices=ADC_BITS, metavar="{10,12,16}",
                    help="the recording holds raw ADC counts of this width (default: guessed from the "
                         "values; a weak 12-bit recording below 1024 would be taken for 10-bit)")
-    p.add_argument("--polarity", choices=POLARITIES, default="auto",
-                   help="auto (default): turn the signal upside down when its pulse falls clearly "
-                        "faster than it rises (absorbance-style raw counts, where more blood means "
-                        "less light); upright or inverted: say it outright. The summary says which")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto", help=POLARITY_HELP)
     p.add_argument("--beats", required=True, metavar="OUT.csv", help="where to write the beats")
     p.add_argument("--engine", choices=("cpython", "micropython"), default="cpython",
                    help="run the core on CPython (default) or inside the MicroPython unix port")
