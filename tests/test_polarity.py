@@ -91,8 +91,8 @@ def test_a_count_recording_turned_over_keeps_its_rails(tmp_path):
 def test_evaluate_turns_an_upside_down_dataset_over(tmp_path, capsys):
     x, truth = synth_ppg.ppg(FS, 60, hr_bpm=72, seed=5)
     (tmp_path / "p.csv").write_text("PPG\n" + "".join("%.3f\n" % (-v / 1000.0) for v in x))
-    (tmp_path / "p_rpeaks.csv").write_text("# fs=%d\ntime_s\n" % FS + "".join("%.4f\n" % (t - 0.3) for t in truth
-                                                                                if t > 0.3))
+    refs = "".join("%.4f\n" % (t - 0.3) for t in truth if t > 0.3)
+    (tmp_path / "p_rpeaks.csv").write_text("# fs=%d\ntime_s\n" % FS + refs)
     ibi = {}
     for pol in ("auto", "upright"):
         assert main(["evaluate", str(tmp_path), "--jobs", "1", "--polarity", pol]) == 0
@@ -106,7 +106,8 @@ def test_a_polarity_that_is_not_one_is_an_error(tmp_path, capsys):
     with pytest.raises(VagalError, match="polarity must be one of auto, upright, inverted"):
         load_recording(rec, "ppg", FS, polarity="sideways")
     with pytest.raises(SystemExit) as e:
-        main(["replay", str(rec), "--fs", "100", "--beats", str(tmp_path / "b.csv"), "--polarity", "sideways"])
+        main(["replay", str(rec), "--fs", "100", "--beats", str(tmp_path / "b.csv"),
+              "--polarity", "sideways"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--polarity" in err[0] and "sideways" in err[0], err
