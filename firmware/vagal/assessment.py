@@ -11,9 +11,8 @@ from array import array
 
 from vagal.coherence import INVALID
 from vagal.hrv import isqrt
-from vagal.resonance import (ABS_MAX_MBPM, ABS_MIN_MBPM, JUDGED_WITHIN_US, atan2_deg, cos_deg,
-                             sin_deg)
-from vagal.ticks import ticks_add, ticks_diff
+from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, atan2_deg, cos_deg, judged_start, sin_deg
+from vagal.ticks import ticks_diff
 
 DEFAULT_RATES = (6500, 6000, 5500, 5000, 4500)
 PHASE_TIE_DEG = 10  # mean phases closer than this count as equal
@@ -109,9 +108,7 @@ class Assessment:
         m = self.meter
         dt = ticks_diff(now_us, self._last_us)
         self._last_us = now_us
-        if ticks_diff(now_us, self._t0) > JUDGED_WITHIN_US:
-            # a step runs up to 600 s: its start stays within ticks_diff's reach
-            self._t0 = ticks_add(now_us, -JUDGED_WITHIN_US)
+        self._t0 = judged_start(self._t0, now_us)   # a step runs up to 600 s
         if dt > 0:
             self._elapsed_ms += dt // 1000
         i = self.step

@@ -95,6 +95,15 @@ def sin_deg(d):
     return COS[(((d * 256 + 180) // 360) - 64) & 255]
 
 
+def judged_start(t0_us, now_us):
+    """A controller's start tick (a tuning block, an assessment step), moved up to now -
+    JUDGED_WITHIN_US when older: no breath that old is still to be judged, and the tick stays
+    within ticks_diff's reach however long the block or step runs."""
+    if ticks_diff(now_us, t0_us) > JUDGED_WITHIN_US:
+        return ticks_add(now_us, -JUDGED_WITHIN_US)
+    return t0_us
+
+
 def wrap_deg(d):
     """Angle in -180..179."""
     return (d + 180) % 360 - 180

@@ -6,9 +6,9 @@ the default, loads only this small one. Rules and measured accuracy: docs/resona
 """
 
 from vagal.hrv import isqrt
-from vagal.resonance import (ABS_MAX_MBPM, ABS_MIN_MBPM, FIT_MIN_X10, JUDGED_WITHIN_US, atan2_deg,
-                             cos_deg, sin_deg)
-from vagal.ticks import ticks_add, ticks_diff
+from vagal.resonance import (ABS_MAX_MBPM, ABS_MIN_MBPM, FIT_MIN_X10, atan2_deg, cos_deg,
+                             judged_start, sin_deg)
+from vagal.ticks import ticks_diff
 
 # The phase line. tan(phase) = Q (f/f_r - f_r/f), so f tan(phase) = (Q/f_r) f^2 - Q f_r is a
 # straight line in f^2 crossing 0 at f_r^2 exactly. Units: f = rate / 10 mbpm, x = (f^2 - f_start^2)
@@ -148,9 +148,7 @@ class Tuner:
         """Advance the tuning; True when rate_mbpm changed."""
         dt = ticks_diff(now_us, self._last_us)
         self._last_us = now_us
-        if ticks_diff(now_us, self._block_t0) > JUDGED_WITHIN_US:
-            # a block without valid breaths for minutes: its start stays within ticks_diff's reach
-            self._block_t0 = ticks_add(now_us, -JUDGED_WITHIN_US)
+        self._block_t0 = judged_start(self._block_t0, now_us)   # minutes without a valid breath
         if dt > 0:
             self._since_step_ms += dt // 1000
             if self._since_step_ms > 60000:  # one move: at most a minute's worth
