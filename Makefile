@@ -31,6 +31,7 @@ $(WASM_DIR)/node_modules/.installed: $(WASM_DIR)/package.json $(WASM_DIR)/packag
 	touch $@
 
 setup: $(STAMP) $(WASM_DIR)/node_modules/.installed
+	@echo "setup done: the command is .venv/bin/vagal (or run 'source .venv/bin/activate' once, then vagal)"
 
 test: setup test-mpy-cross test-unix test-wasm test-cpython
 

@@ -2,6 +2,7 @@
 
 import io
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -190,3 +191,28 @@ def test_demo_says_when_this_computer_fell_behind_the_board(tmp_path, monkeypatc
     assert host_fell_behind(out), out
     s = read_session(str(tmp_path / "f.vagal"))
     assert s.lost > 0, out
+
+
+def test_the_printed_next_step_runs_as_printed_in_a_shell_after_make_setup(tmp_path):
+    """make setup installs .venv/bin/vagal and puts nothing on PATH: the summary's `next:` line must
+    name the command the way that works in the shell it was typed in (issue 17, item 6)."""
+    launcher = os.path.join(ROOT, ".venv", "bin", "vagal")
+    if not os.path.isfile(launcher):
+        pytest.skip("no .venv/bin/vagal: run make setup")
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if os.path.realpath(p) != os.path.realpath(os.path.dirname(launcher)))
+    env.pop("VIRTUAL_ENV", None)
+    session = str(tmp_path / "first run.vagal")
+    r = subprocess.run(["bash", "-c", ".venv/bin/vagal demo --duration 20 --speed 40 --session %s"
+                        % shlex.quote(session)], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    nxt = [ln for ln in r.stdout.splitlines() if ln.startswith("next: ")]
+    assert nxt, r.stdout
+    command = nxt[-1][len("next: "):].split(" (a page")[0]
+    assert command.startswith(".venv/bin/vagal report "), command
+    pasted = subprocess.run(["bash", "-c", command + " --out %s --quiet" % shlex.quote(str(tmp_path / "r"))],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert pasted.returncode == 0, pasted.stderr
+    assert os.path.isfile(str(tmp_path / "r" / "index.html"))

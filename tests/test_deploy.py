@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from vagal_host import deploy as deployer
-from vagal_host.cli import main
+from vagal_host.cli import command_name, main
 from vagal_host.errors import VagalError
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -133,7 +133,7 @@ def test_unchanged_deploy_copies_nothing(board, firmware, capsys):
     assert main(["deploy", "--port", board.port, "--firmware", str(firmware)]) == 0
     out = capsys.readouterr().out
     assert "0 copied, 4 unchanged, 0 removed, 4 verified" in out
-    assert "next: vagal stream --port %s" % board.port in out  # what to do with the deployed board
+    assert "next: %s stream --port %s" % (command_name(), board.port) in out  # what to do with the deployed board
     assert {p: p.stat().st_mtime_ns for p in files} == stamps  # not even rewritten
     assert hashes_on_board(board) == expected(firmware)
 

@@ -28,6 +28,32 @@ def _command_modules():
     return mods
 
 
+def command_name():
+    """How to type `vagal` in this shell, for the next steps a command prints (they are copied).
+
+    `vagal` when that name on PATH is this very program; otherwise the path it was started by (after
+    `make setup`, without an activated venv, that is .venv/bin/vagal), so the line runs as printed."""
+    import shlex
+    import shutil
+
+    script = sys.argv[0] if sys.argv and os.path.basename(sys.argv[0]) == "vagal" else ""
+    if not script:  # python -m vagal_host.cli, or a test: the launcher beside this interpreter
+        beside = os.path.join(os.path.dirname(sys.executable), "vagal")
+        script = beside if os.path.isfile(beside) else ""
+    if not script:
+        return "vagal"
+    on_path = shutil.which("vagal")
+    if on_path and os.path.realpath(on_path) == os.path.realpath(script):
+        return "vagal"
+    if os.path.isabs(script):
+        rel = os.path.relpath(script)
+        if not rel.startswith(".."):
+            script = rel if os.sep in rel else os.path.join(".", rel)
+    elif os.sep not in script:
+        script = os.path.join(".", script)
+    return shlex.quote(script)
+
+
 def build_parser():
     parser = _Parser(prog="vagal", description="vagal: breathing pacer host tools",
                      epilog="No board yet? `vagal demo --live` runs the firmware on a virtual board "

@@ -610,9 +610,12 @@ class Streamer:
         if st.board_lost:
             lines.append("board: %d samples lost to overrun (its sampling fell behind; beats in those gaps "
                          "are missing)" % st.board_lost)
+        from vagal_host.cli import command_name
+
+        vagal = command_name()
         lines += [
-            "next: vagal report %s (a page with figures), or vagal export %s --format csv"
-            % (_quoted(self.session_path), _quoted(self.session_path)),
+            "next: %s report %s (a page with figures), or %s export %s --format csv"
+            % (vagal, _quoted(self.session_path), vagal, _quoted(self.session_path)),
         ]
         return "\n".join(lines)
 

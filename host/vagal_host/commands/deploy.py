@@ -25,7 +25,10 @@ def run(args):
              len(result["removed"]), result["verified"]))
     port = "" if args.port in (None, "", "auto") else " --port %s" % args.port
     if args.reset:
-        print("next: vagal stream%s (the live view), or vagal settings%s" % (port, port))
+        from vagal_host.cli import command_name
+
+        vagal = command_name()
+        print("next: %s stream%s (the live view), or %s settings%s" % (vagal, port, vagal, port))
     else:
         print("the board waits at the REPL (--no-reset); it starts the app when reset or replugged")
     return 0
