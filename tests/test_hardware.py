@@ -285,6 +285,54 @@ def test_draw_builds_into_a_temp_dir(tmp_path):
     # The committed drawing is what draw.py makes now (draw.py output is reproducible).
     committed = matplotlib.image.imread(os.path.join(HARDWARE, "wiring.png"))
     assert np.array_equal(committed, pixels), "hardware/wiring.png is stale: run `make hardware`"
+    for name in ("wiring.png", "breadboard.png"):
+        img = matplotlib.image.imread(str(tmp_path / name))
+        # opaque and white behind the lines: readable on a dark page (issue 17, item 9)
+        assert img.shape[2] == 3 or (img[..., 3] == 1.0).all(), name + " has transparent pixels"
+        assert (img[0, 0, :3] > 0.99).all() and (img[-1, -1, :3] > 0.99).all(), name + " is not on white"
+    assert "<svg" in (tmp_path / "breadboard.svg").read_text(encoding="utf-8")
+    board = matplotlib.image.imread(str(tmp_path / "breadboard.png"))
+    assert board.shape[1] >= 1000
+    committed = matplotlib.image.imread(os.path.join(HARDWARE, "breadboard.png"))
+    assert np.array_equal(committed, board), "hardware/breadboard.png is stale: run `make hardware`"
+
+
+def test_breadboard_wires_start_at_the_pins_pins_py_names():
+    """Every wire from the Pico starts in the column of the header pin pins.py gives its signal, on
+    the free side of that pin's row; nothing else is placed over the Pico's own columns."""
+    draw = load_draw()
+    layout = draw.breadboard_layout()
+    ends = {label: a for kind, label, a, b in layout}
+    col, row = draw.pico_hole(pins.PICO_HEADER_PIN[pins.PPG_ADC])
+    assert (col, row) == (41 - 31, "c") and ends[draw.pin_label("PPG_ADC")] == (col, "a")
+    for name in ("BUTTON", "MOTOR_PWM"):
+        col, row = draw.pico_hole(pins.PICO_HEADER_PIN[getattr(pins, name)])
+        assert row == "h" and ends[draw.pin_label(name)] == (col, "j"), name
+    led_col, _ = draw.pico_hole(pins.PICO_HEADER_PIN[pins.LED_PWM])
+    assert any(kind == "resistor" and a == (led_col, "i") for kind, _, a, _ in layout)
+    for net in ("3V3", "AGND", "GND"):
+        col, _ = draw.pico_hole(pins.PICO_POWER_PIN[net])
+        assert any(label.startswith(net) and a[0] == col for _, label, a, _ in layout), net
+    pico_cols = range(1, 21)
+    for kind, label, a, b in layout:
+        for hole in (a, b):
+            if hole and hole[1] in ("d", "e", "f", "g") and hole[0] in pico_cols:
+                raise AssertionError("%s %r under the Pico at %r" % (kind, label, hole))
+    with pytest.raises(ValueError):
+        draw.pico_hole(41)
+
+
+def test_cost_in_the_readme_is_summed_from_the_bom(tmp_path):
+    draw = load_draw()
+    rows = read_bom()
+    required = sum(int(r["quantity"]) * float(r["approx_cost_usd"]) for r in rows if "(optional)" not in r["part"])
+    assert draw.bom_costs() == (round(required, 2), round(sum(
+        int(r["quantity"]) * float(r["approx_cost_usd"]) for r in rows) - required, 2))
+    assert "%.2f USD" % required in readme_text()
+    bad = tmp_path / "bom.csv"
+    bad.write_text(",".join(BOM_COLUMNS) + "\nx,two,d,p,1.0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2"):
+        draw.bom_costs(str(bad))
 
 
 def forward_direction(element):
