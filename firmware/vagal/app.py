@@ -20,10 +20,10 @@ from array import array
 import vagal
 from vagal import protocol
 from vagal import settings as settings_mod
-from vagal.hrv import HRV
-from vagal.pacer import LEVEL_MAX, RATE_MIN, Pacer, gamma, rise
+from vagal.pacer import LEVEL_MAX, RATE_MIN, gamma, rise
+from vagal.pipeline import Pipeline
 from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
-from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, ResonanceMeter
+from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM
 from vagal.ticks import ticks_add, ticks_diff
 
 try:
@@ -100,9 +100,10 @@ class App:
         self.fs = board.fs
         self.seq = 0
         self.det = BeatDetector(board.fs)
-        self.hrv = HRV(32)
-        self.pacer = Pacer()
-        self.meter = ResonanceMeter()
+        self.pipe = Pipeline()  # the core's wiring: HRV, meter, controller, pacer (vagal.pipeline)
+        self.hrv = self.pipe.hrv
+        self.pacer = self.pipe.pacer
+        self.meter = self.pipe.meter
         self.settings = settings_mod.Settings(
             settings_path if settings_path is not None else board.settings_path, self.log)
         self.xbuf = array("H", bytes(2 * SAMPLE_BUF))
@@ -133,7 +134,6 @@ class App:
         self._was_inhaling = True
         self._end_ms = 0  # session time a pace/practice session ends at (session_min; 0: none)
         self.mode = "practice"
-        self.ctrl = None  # the mode's controller: Tuner, Assessment, WindDown or None (pace)
         self.date = ""  # today, as told by the `date` command ("" unknown)
         self.led = 0  # the LED duty last driven
         self._bright_target = 0
@@ -161,6 +161,15 @@ class App:
         self._next_pacer_msg = now_ms
         self._next_summary = now_ms
         self._next_stats = now_ms
+
+    @property
+    def ctrl(self):
+        """The mode's controller (Tuner, Assessment, WindDown or None for pace), run by the pipeline."""
+        return self.pipe.ctrl
+
+    @ctrl.setter
+    def ctrl(self, c):
+        self.pipe.ctrl = c
 
     # ------------------------------------------------------------------ output
     def send(self, kind, *values):
@@ -463,20 +472,13 @@ class App:
 
     def _on_beat(self):
         det = self.det
-        ibi = det.beat_ibi_us
-        accepted = False
-        if ibi > 0:
-            accepted = self.hrv.add(ibi)
-        else:
-            self.hrv.gap()  # the first beat after a gap (or a stalled clock): no interval to pair
-        self.meter.beat(det.beat_t_us, ibi, accepted)
-        self.send("beat", self.session_ms(det.beat_t_us), ibi, det.beat_amp, det.beat_conf)
+        self.pipe.beat(det.beat_t_us, det.beat_ibi_us)
+        self.send("beat", self.session_ms(det.beat_t_us), det.beat_ibi_us, det.beat_amp, det.beat_conf)
 
     def _on_quality(self, q):
         self.quality = q
-        self.meter.signal(q == OK)
+        self.pipe.signal(q == OK)
         if q != OK:
-            self.hrv.gap()
             if self._pulse_ok:
                 self._pulse_ok = False
                 self._pulse_told = False
@@ -576,8 +578,8 @@ class App:
         self._start_controller(self._clock(), True)
         self.send("mode", self.t_ms, "practice", "auto")
 
-    def _control(self, now):
-        """Breath and coherence lines, then the mode's controller steers the pacer."""
+    def _control(self):
+        """Breath and coherence lines, then what the mode's controller (run by the pipeline) says."""
         m = self.meter
         if m.seq != self._breath_seen:
             self._breath_seen = m.seq
@@ -596,7 +598,6 @@ class App:
         p = self.pacer
         mode = self.mode
         if mode == "winddown":
-            ctrl.update(now)
             self._bright_target = ctrl.brightness_pct
             if ctrl.haptic_pct != self._haptic_pct:
                 self._haptic_pct = ctrl.haptic_pct
@@ -605,18 +606,12 @@ class App:
                 self.stop_session("auto")  # darkness and stillness
                 return
         elif mode == "assess":
-            ctrl.update(now)
             while self._assess_step < ctrl.step:
                 self._send_assess_step(self._assess_step)
                 self._assess_step += 1
             if ctrl.state != ASSESS_RUNNING:
                 self._send_assess_step(ctrl.step)
                 self._assess_finished(ctrl)
-                return
-        else:
-            ctrl.update(now)
-        if ctrl.rate_mbpm != p.target_mbpm:
-            p.set_rate(ctrl.rate_mbpm)
 
     def _pulse_check(self, now_ms):
         """Tell the user once when a session has no pulse (none found, or lost for a while)."""
@@ -643,9 +638,8 @@ class App:
             if d >= _BRIGHT_STEP_MS or d < 0:  # < 0: the last step is days old (ticks wrapped)
                 self._bright_ms = now_ms
                 p.brightness = b + 1 if b < self._bright_target else b - 1
-        p.update(now)
-        self.meter.pace(now, p)
-        self._control(now)
+        self.pipe.tick(now)
+        self._control()
         if not self.running:  # the controller ended the session
             return
         if self._end_ms and self.t_ms >= self._end_ms and p.inhaling and not self._was_inhaling:

@@ -8,8 +8,8 @@ Samples are stamped by TickClock at the recording's rate (num/den Hz); beat time
 seconds from the first sample, unwrapped across the 2**30 us tick period.
 """
 
-from vagal.hrv import HRV
-from vagal.pulse import BeatDetector, QUALITY_NAMES
+from vagal.pipeline import Pipeline
+from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
 from vagal.ticks import TickClock, ticks_diff
 
 HEADER = "time_s,ibi_ms,amplitude,confidence,accepted\n"
@@ -25,12 +25,13 @@ def _fmt_fixed(v, scale, digits):
 
 
 class Replay:
-    """Feeds samples to a BeatDetector and HRV, writes beat rows, keeps the run's totals."""
+    """Feeds samples to a BeatDetector and the core's pipeline (HRV's verdict on each interval), writes
+    beat rows, keeps the run's totals."""
 
     def __init__(self, fs_num, fs_den, out, start_tick=0, resolution=12):
         fs = (fs_num + fs_den // 2) // fs_den
         self.det = BeatDetector(fs, 16, resolution)
-        self.hrv = HRV()
+        self.pipe = Pipeline()  # beats and quality reach HRV (and the meter) as on the device
         self.clock = TickClock(fs_num, fs_den, start_tick)
         self.out = out
         self.t_first = self.clock.now
@@ -62,19 +63,15 @@ class Replay:
                 us += 1000000
                 s -= 1
             ibi = det.beat_ibi_us
-            accepted = 0
-            if ibi:
-                accepted = 1 if self.hrv.add(ibi) else 0
-                if accepted:
-                    self.ibi_sum_ms += ibi // 1000
-                    self.ibi_n += 1
-            else:
-                self.hrv.gap()
+            accepted = 1 if self.pipe.beat(det.beat_t_us, ibi) else 0
+            if accepted:
+                self.ibi_sum_ms += ibi // 1000
+                self.ibi_n += 1
             self.out.write("%s,%s,%d,%d,%d\n" % (
                 "%d.%06d" % (s, us),
                 _fmt_fixed(ibi, 1000, 3), det.beat_amp, det.beat_conf, accepted))
-        if det.quality != was_ok and det.quality != 1:
-            self.hrv.gap()
+        if det.quality != was_ok:
+            self.pipe.signal(det.quality == OK)
         self.state_samples[det.quality] += 1
         self.clock.tick()
 

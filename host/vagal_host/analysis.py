@@ -19,8 +19,8 @@ breaths/min, heart rates in bpm; lists of namedtuples defined below):
 
 Why re-run instead of plotting what the device sent: old sessions (and devices that did not send
 breath lines) get the same numbers, and a changed core can be judged on recorded data. The beat,
-quality and pacer lines are fed to vagal.hrv.HRV and vagal.resonance.ResonanceMeter (which owns
-vagal.coherence.Coherence) exactly as the app wires them (docs/resonance.md, "Wiring"). What the
+quality and pacer lines are fed to vagal.pipeline.Pipeline (HRV, and the ResonanceMeter with its
+Coherence), the wiring the app itself runs (docs/resonance.md, "Wiring"). What the
 lines cannot carry, and how it is rebuilt:
 
 * The pacer's state between its lines (sent every 200 ms and at each turn): the unwrapped phase is
@@ -42,17 +42,16 @@ import collections
 import math
 
 from vagal.coherence import INVALID
-from vagal.hrv import HRV
 from vagal.pacer import PHASE_ONE
-from vagal.resonance import ResonanceMeter
+from vagal.pipeline import BEAT_REPORT_LAG_US, TICK_US, Pipeline
 from vagal.ticks import TICKS_MAX, ticks_diff
 
 from vagal_host.errors import VagalError
 from vagal_host.session import RECORD_TYPES, read_session
 
-GRID_MS = 20  # the app updates the pacer (and the meter) about every 20 ms
+GRID_MS = TICK_US // 1000  # the app updates the pacer (and the meter) every 20 ms
 MAX_INTERP_MS = 2000  # pacer lines further apart than this (lines lost): no phase in between
-REPORT_LAG_MS = 150  # the detector reports a beat 130-160 ms after its peak (measured on the recordings)
+REPORT_LAG_MS = BEAT_REPORT_LAG_US // 1000  # when the detector hands a beat over (vagal.pipeline)
 RATE_GROUP_BPM = 0.5  # the per-rate table groups breaths by their rate rounded to this
 COHERENCE_INSIDE_S = 45  # a coherence value counts for a rate if the rate held this long before it
 
@@ -241,45 +240,39 @@ def _anchors(session, pacers):
 
 
 class _Replay:
-    """Feeds one session's lines to HRV and ResonanceMeter as the app does (module docstring)."""
+    """Feeds one session's lines to the core's Pipeline as the app does (module docstring); the pacer
+    is a PacerView of the recorded pacer lines and there is no controller (its decisions are in
+    those lines)."""
 
     def __init__(self, out, quality_at_start):
         self.out = out
-        self.hrv = HRV(32)
-        self.meter = ResonanceMeter()
         self.pacer = PacerView()
+        self.pipe = Pipeline(pacer=self.pacer)
+        self.meter = self.pipe.meter
         self.ok = quality_at_start == "ok"
         if not self.ok:
-            self.meter.signal(False)
+            self.pipe.signal(False)
         self._seq = self.meter.seq
         self._coh_seq = self.meter.coherence.seq
         self.splits = {}
 
     def beat(self, r):
         ibi = r.ibi_us
-        accepted = False
-        if ibi > 0:
-            accepted = self.hrv.add(ibi)
-        else:
-            self.hrv.gap()
-        self.meter.beat(_tick(r.t_ms), ibi, accepted)
+        accepted = self.pipe.beat(_tick(r.t_ms), ibi)
         self.out.beats.append(Beat(r.t_ms / 1000.0, ibi / 1000.0, r.amp, r.conf, bool(accepted)))
         if accepted:
             self.out.hr.append(HrPoint((r.t_ms - ibi / 2000.0) / 1000.0, 60e6 / ibi))
 
     def quality(self, r):
-        ok = r.state == "ok"
-        if not ok:
-            self.hrv.gap()
-        self.meter.signal(ok)
-        self.ok = ok
+        self.ok = r.state == "ok"
+        self.pipe.signal(self.ok)
 
     def pace(self, t_ms, total, rate_mbpm):
         b = total // PHASE_ONE
         split = self.splits.get(b, self.pacer.split)
         self.pacer.set_total(total, rate_mbpm, split)
         now = _tick(t_ms)
-        self.meter.pace(now, self.pacer)
+        self.pipe.pace(now)
         m = self.meter
         if m.seq != self._seq:
             self._seq = m.seq

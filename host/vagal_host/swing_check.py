@@ -29,8 +29,8 @@ import numpy as np
 from vagal.pacer import PHASE_ONE
 from vagal.pulse import OK
 from vagal.replay import Replay
-from vagal.resonance import BEAT_DELAY_US, ResonanceMeter
-from vagal.hrv import HRV
+from vagal.pipeline import Pipeline
+from vagal.resonance import BEAT_DELAY_US
 from vagal.ticks import TICKS_MAX
 
 from vagal_host.analysis import PacerView
@@ -147,13 +147,12 @@ def ppg_beats(samples, fs):
 
 
 def ecg_beats(times):
-    """R-peak times -> [(t_s, ibi_us, accepted)] through the same interval cleaner as the device."""
-    hrv = HRV(32)
+    """R-peak times -> [(t_s, ibi_us)] (ibi 0 for the first): the pipeline cleans them as the device
+    does its own beats."""
     out = []
     prev = None
     for t in times:
-        ibi = 0 if prev is None else int(round((t - prev) * 1e6))
-        out.append((float(t), ibi, hrv.add(ibi) if ibi else False))
+        out.append((float(t), 0 if prev is None else int(round((t - prev) * 1e6))))
         prev = t
     return out
 
@@ -163,11 +162,13 @@ def _tick(t_s):
 
 
 def meter_breaths(beats, signal, breaths):
-    """Run one ResonanceMeter: beats [(t_s, ibi_us, accepted)], signal [(t_s, ok)], breaths from
-    breaths_from_respiration; -> one (valid, swing_x10, fit_x10) per judged breath, in order."""
-    meter = ResonanceMeter()
+    """Run the core's Pipeline (HRV and the ResonanceMeter) with a PacerView for a pacer: beats
+    [(t_s, ibi_us, ...)], signal [(t_s, ok)], breaths from breaths_from_respiration; -> one
+    (breath start tick, valid, swing_x10, fit_x10) per judged breath, in order."""
     pacer = PacerView()
-    events = [(t, 0, "beat", (ibi, acc)) for t, ibi, acc in beats]
+    pipe = Pipeline(pacer=pacer)
+    meter = pipe.meter
+    events = [(b[0], 0, "beat", b[1]) for b in beats]
     events += [(t, 0, "signal", ok) for t, ok in signal]
     for i, (on, ie, nxt) in enumerate(breaths):
         if i and breaths[i - 1][2] != on:
@@ -185,16 +186,16 @@ def meter_breaths(beats, signal, breaths):
     seq = meter.seq
     for t, _, kind, v in events:
         if kind == "beat":
-            meter.beat(_tick(t), v[0], v[1])
+            pipe.beat(_tick(t), v)
         elif kind == "signal":
-            meter.signal(v)
+            pipe.signal(v)
         else:
             i, on, ie, nxt = v
             period = nxt - on
             total = i * PHASE_ONE + int((t - on) / period * PHASE_ONE)
             pacer.set_total(total, int(round(60000.0 / period)),
                             int((ie - on) / period * PHASE_ONE))
-            meter.pace(_tick(t), pacer)
+            pipe.pace(_tick(t))
             if meter.seq != seq:
                 seq = meter.seq
                 out.append((meter.breath_start_us, meter.valid, meter.swing_x10, meter.fit_x10))
