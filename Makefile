@@ -66,7 +66,7 @@ run: $(STAMP)
 	$(VENV)/bin/vagal demo --live $(if $(DURATION),--duration $(DURATION))
 
 bench: $(STAMP)
-	@$(PY) -c "import neurokit2, heartpy" 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
+	@$(PY) -c "import heartpy" 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m vagal_host.bench
 
 hardware: $(STAMP)

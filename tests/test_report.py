@@ -78,7 +78,8 @@ def test_report_of_a_session_with_every_message(tmp_path, capsys):
     assert status == 0
     assert "session 2" in stdout and "longest" in stdout
     names = images(str(out / "index.html"))
-    assert names == ["pulse.png", "heart_rate.png", "swing.png", "coherence.png", "assessment.png"]
+    assert names == ["pulse.png", "heart_rate.png", "swing.png", "coherence.png", "assessment.png", "spectrum.png",
+                     "poincare.png"]
     page = (out / "index.html").read_text()
     assert "holds 2 sessions; this page shows session 2" in page
     # the device's own numbers: summary line and assessment

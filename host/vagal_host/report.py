@@ -14,6 +14,8 @@ import os
 
 from vagal_host.errors import VagalError
 from vagal_host.export import AtomicDir, format_duration, load, raw_samples, record_name
+from vagal_host.hrv_report import (MIN_INTERVALS, MIN_SPECTRUM_S, NORMS_SOURCE, cleaned_intervals,
+                                   poincare_pairs, spectrum, standard_hrv, table_rows)
 from vagal_host.progress import Progress
 
 GOOD_QUALITY = ("ok",)
@@ -118,23 +120,11 @@ class SessionData:
 
 
 def _cleaned_hr(part):
-    """([(t_s, bpm)] of intervals vagal.hrv.HRV accepts, [(t_s, bpm)] of those it rejects), fed as
-    the app feeds it (a quality change away from ok or a first beat breaks the sequence)."""
-    from vagal.hrv import HRV
-
-    h = HRV(32)
-    ok, rejected = [], []
-    for r in part.records:
-        name = type(r).__name__
-        if name == "Quality" and r.state != "ok":
-            h.gap()
-        elif name == "Beat":
-            if r.ibi_us <= 0:
-                h.gap()
-                continue
-            point = (r.t_ms / 1000.0, 60e6 / r.ibi_us)
-            (ok if h.add(r.ibi_us) else rejected).append(point)
-    return ok, rejected
+    """([(t_s, bpm)] of intervals vagal.hrv.HRV accepts, [(t_s, bpm)] of those it rejects), fed
+    through vagal.pipeline as the device feeds it (hrv_report.cleaned_intervals)."""
+    iv = cleaned_intervals(part)
+    return ([(t, 60000.0 / ibi) for t, ibi in zip(iv.t_s, iv.ibi_ms)],
+            [(t, 60000.0 / ibi) for t, ibi in iv.rejected])
 
 
 def reanalyse(part, path):
@@ -443,7 +433,8 @@ CSS = """body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1e
 h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .7em;text-align:left}
 tr.best{background:#dff0d8}.note{color:#555}.missing{color:#777;font-style:italic}
-img{max-width:100%;border:1px solid #eee}.result{font-size:1.15em}"""
+img{max-width:100%;border:1px solid #eee}.result{font-size:1.15em}
+td.in{background:#eef7ea}td.out{background:#fdf3e1}"""
 
 
 def build(session_path, out_dir=None, which=None, quiet=False):
@@ -481,9 +472,102 @@ def build(session_path, out_dir=None, which=None, quiet=False):
                     sections.append("<h2>%s</h2>\n<p class='missing'>%s</p>" % (title, missing))
                 elif extra:  # a result line without steps (an assessment stopped early)
                     sections.append("<h2>%s</h2>\n%s" % (title, extra))
+            progress.stage("heart rate variability")
+            sections.append(_hrv_section(data, out, drawn))
             with open(out.path("index.html"), "w", encoding="utf-8") as f:
                 f.write(_page(session_path, session, parts, part, data, sections))
     return os.path.join(out_dir, "index.html"), part, parts, drawn
+
+
+HRV_TEXT = ("The standard heart rate variability measures of this session, as HRV apps and Kubios "
+            "report them, computed by NeuroKit2 from the heartbeats the device kept (beats it rejected "
+            "and stretches without a pulse are left out, not bridged).")
+
+
+def fig_spectrum(data, iv, path):
+    """Power spectrum of the intervals with the breathing rate(s) of the session and the bands marked."""
+    sp = spectrum(iv)
+    if sp is None:
+        return False
+    f, p = sp
+    fig, (ax,) = _figure(height=3.0)
+    ax.plot(f * 60.0, p, color="#c0392b", lw=1.5)
+    ax.axvspan(0.04 * 60, 0.15 * 60, color="#f6ebb0", alpha=0.5, label="LF band (0.04-0.15 Hz)")
+    ax.axvspan(0.15 * 60, 0.4 * 60, color="#d6e9f8", alpha=0.5, label="HF band (0.15-0.4 Hz)")
+    rates = [r for _, r in data.pacer_rate]
+    if rates:
+        lo, hi = min(rates), max(rates)
+        if hi - lo >= 0.05:  # the rate moved (tuning, assessment, wind-down): the span it covered
+            ax.axvspan(lo, hi, color="#2c3e50", alpha=0.12, label="pacer rates %.1f-%.1f/min" % (lo, hi))
+        common = max(set(rates), key=rates.count)
+        ax.axvline(common, color="#2c3e50", ls="--", lw=1, label="pacer rate (most of the time)")
+    if data.result is not None and data.result.state == "done" and data.result.rate_mbpm > 0:
+        ax.axvline(data.result.rate_mbpm / 1000.0, color="#27ae60", lw=2, label="your resonance rate")
+    ax.set_xlim(0, 0.4 * 60)
+    ax.set_ylim(0, None)
+    ax.set_xlabel("rate (per minute): breaths, or waves of the heart rate")
+    ax.set_ylabel("power (ms²/Hz)")
+    _legend(ax)
+    _save(fig, path)
+    return True
+
+
+def fig_poincare(iv, path):
+    """Each interval against the next: a round cloud is short-term variation, a long one slower waves."""
+    pairs = poincare_pairs(iv)
+    if len(pairs) < 20:
+        return False
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 6.0), dpi=FIG_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    x = [a for a, _ in pairs]
+    y = [b for _, b in pairs]
+    ax.scatter(x, y, s=14, color="#c0392b", alpha=0.6)
+    ax.grid(True, color="#dddddd", lw=0.6)
+    lo, hi = min(x + y), max(x + y)
+    ax.plot([lo, hi], [lo, hi], color="#999", lw=1, ls=":")
+    ax.set_xlabel("interval (ms)")
+    ax.set_ylabel("next interval (ms)")
+    ax.set_aspect("equal", adjustable="datalim")
+    _save(fig, path)
+    return True
+
+
+def _hrv_section(data, out, drawn):
+    """The HRV table (NeuroKit2 on the device's cleaned intervals), spectrum and Poincare plot."""
+    title = "Heart rate variability"
+    iv = cleaned_intervals(data.part)
+    values = standard_hrv(iv)
+    if values is None:
+        return ("<h2>%s</h2>\n<p class='missing'>Not enough clean heartbeats for these measures: they "
+                "need at least %d (about a minute), and this session kept %d. A longer session with the "
+                "finger resting still on the sensor gives them.</p>" % (title, MIN_INTERVALS, len(iv.ibi_ms)))
+    rows = ["<table class='hrv'><tr><th>measure</th><th>this session</th><th>typical at rest</th>"
+            "<th>what it says</th></tr>"]
+    for name, value, unit, typical, inside, words in table_rows(values):
+        mark = "" if inside is None else (" class='in'" if inside else " class='out'")
+        rows.append("<tr><th>%s</th><td%s><b>%s</b> %s</td><td>%s</td><td class='note'>%s</td></tr>"
+                    % (html.escape(name), mark, html.escape(value), html.escape(unit), html.escape(typical),
+                       html.escape(words)))
+    rows.append("</table><p class='note'>%s</p>" % html.escape(NORMS_SOURCE))
+    parts = ["<h2>%s</h2>\n<p>%s</p>" % (title, HRV_TEXT), "\n".join(rows)]
+    if fig_spectrum(data, iv, out.path("spectrum.png")):
+        drawn.append("spectrum.png")
+        parts.append("<p>The spectrum shows at which rates your heart rate rose and fell. Breathing at "
+                     "your resonance rate makes one tall peak at that rate (the dashed line is the pacer's "
+                     "rate).</p><img src='spectrum.png' alt='heart rate spectrum'>")
+    else:
+        parts.append("<p class='missing'>The spectrum needs at least %d minutes of clean heartbeats.</p>"
+                     % (MIN_SPECTRUM_S // 60))
+    if fig_poincare(iv, out.path("poincare.png")):
+        drawn.append("poincare.png")
+        parts.append("<p>Each dot is one interval against the next (the Poincaré plot): the width of the "
+                     "cloud is SD1, its length SD2.</p><img src='poincare.png' alt='Poincare plot' "
+                     "style='max-width:24em'>")
+    return "\n".join(parts)
 
 
 def _part_start(session, part):
