@@ -31,6 +31,7 @@ QUALITY_WORDS = {
 QUALITY_COLOURS = {"learning": "#dddddd", "no_contact": "#f4b6b6", "saturated": "#d9c2e9",
                    "dropout": "#f7a8a8", "noisy": "#f6d08a", "low_amplitude": "#f6ebb0"}
 INHALE_COLOUR = "#d6e9f8"
+ENVELOPE_BIN_S = 2.5  # the whole-session pulse panel: top and bottom of the pulse over each 2.5 s
 HR_GAP_S = 4.0  # no accepted interval for this long: the heart-rate line is broken, not bridged
 FIG_DPI = 100
 
@@ -107,6 +108,15 @@ class SessionData:
         self.samples_lost = stats[-1].lost - stats[0].lost if len(stats) > 1 else 0
         self.raw, self.fs = raw_samples(part)
 
+    def quality_at(self, t_s):
+        """The signal quality in force at t_s ("ok" before the first quality line)."""
+        state = "ok"
+        for a, _, st in self.quality:
+            if a > t_s:
+                break
+            state = st
+        return state
+
     def good_fraction(self):
         """Share of the session (after start) with quality 'ok'; None without quality lines."""
         total = good = 0.0
@@ -172,20 +182,25 @@ def fig_pulse(data, path):
     t = np.array([ms for ms, _ in data.raw]) / 1000.0
     x = np.array([v for _, v in data.raw], dtype=float)
     fig, (ax1, ax2) = _figure(2, 6.0, sharex=False)
-    bins = 1500
-    if len(t) > 2 * bins:
+    bins = int(min(1500, (t[-1] - t[0]) / ENVELOPE_BIN_S))  # each bin holds whole pulses
+    if bins >= 20 and len(t) > 2 * bins:  # a whole session's waves are too dense: their envelope
         edges = np.linspace(0, len(t), bins + 1).astype(int)
         tt = np.array([t[a] for a in edges[:-1]])
         lo = np.array([x[a:b].min() for a, b in zip(edges[:-1], edges[1:])])
         hi = np.array([x[a:b].max() for a, b in zip(edges[:-1], edges[1:])])
-        ax1.fill_between(tt / 60.0, lo, hi, color="#b03030", lw=0.5)
+        ax1.fill_between(tt / 60.0, lo, hi, color="#b03030", alpha=0.18, lw=0)
+        ax1.plot(tt / 60.0, hi, color="#b03030", lw=0.8, label="top of each pulse")
+        ax1.plot(tt / 60.0, lo, color="#7a1f1f", lw=0.8, label="bottom of each pulse")
+        title = ("Pulse signal, whole session: the band between the lines is the pulse's height "
+                 "(shaded: signal not usable)")
     else:
         ax1.plot(t / 60.0, x, color="#b03030", lw=0.6)
+        title = "Pulse signal from the sensor, whole session (shaded: signal not usable)"
     _shade_quality(ax1, data)
-    ax1.set_title("Pulse signal from the sensor, whole session (shaded: signal not usable)")
+    ax1.set_title(title, fontsize=10)
     ax1.set_xlabel("minutes from the start")
     ax1.set_ylabel("sensor reading")
-    if any(s not in GOOD_QUALITY and s in QUALITY_COLOURS for _, _, s in data.quality):
+    if bins >= 20 or any(s not in GOOD_QUALITY and s in QUALITY_COLOURS for _, _, s in data.quality):
         _legend(ax1)
     # close-up: 15 s in the middle of the longest good stretch (or the middle of the recording)
     good = [(max(a, t[0]), min(b, t[-1])) for a, b, s in data.quality if s in GOOD_QUALITY]
@@ -195,7 +210,7 @@ def fig_pulse(data, path):
     w0, w1 = mid - 7.5, mid + 7.5
     sel = (t >= w0) & (t <= w1)
     ax2.plot(t[sel], x[sel], color="#b03030", lw=1.0, label="pulse")
-    bt = [bt for bt, _, _ in data.beats if w0 <= bt <= w1]
+    bt = [b for b, _, _ in data.beats if w0 <= b <= w1 and data.quality_at(b) in GOOD_QUALITY]
     if bt and sel.any():
         ax2.plot(bt, np.interp(bt, t, x), "v", color="#1f4e9c", ms=8, label="heartbeat found")
     ax2.set_title("Close-up of 15 seconds: each marker is a heartbeat the device found")
@@ -204,6 +219,21 @@ def fig_pulse(data, path):
     _legend(ax2)
     _save(fig, path)
     return True
+
+
+def hr_axis(hr):
+    """(low, high) bpm of the heart-rate axis: the accepted rates' 1st-99th percentiles with a margin
+    and at least 20 bpm tall, so one outlier (or a rejected beat) cannot flatten the wave."""
+    import numpy as np
+
+    v = np.array([h for _, h in hr], dtype=float)
+    lo, hi = np.percentile(v, 1), np.percentile(v, 99)
+    pad = max(3.0, 0.15 * (hi - lo))
+    lo, hi = lo - pad, hi + pad
+    if hi - lo < 20.0:
+        mid = (hi + lo) / 2.0
+        lo, hi = mid - 10.0, mid + 10.0
+    return float(lo), float(hi)
 
 
 def fig_heart_rate(data, path):
@@ -221,9 +251,13 @@ def fig_heart_rate(data, path):
         xs.append(t / 60.0)
         ys.append(h)
     ax1.plot(xs, ys, color="#b03030", lw=1.2, marker=".", ms=3, label="heart rate")
-    if data.hr_rejected:
-        ax1.plot([t / 60.0 for t, _ in data.hr_rejected], [min(h, 200.0) for _, h in data.hr_rejected],
-                 "x", color="#999999", ms=5, label="beat that did not fit\n(missed or extra beat;\nleft out)")
+    lo, hi = hr_axis(data.hr)
+    ax1.set_ylim(lo, hi)
+    if data.hr_rejected:  # drawn where they fall, or on the axis's edge (never stretching it)
+        ax1.plot([t / 60.0 for t, _ in data.hr_rejected],
+                 [min(max(h, lo + 0.01 * (hi - lo)), hi - 0.01 * (hi - lo)) for _, h in data.hr_rejected],
+                 "x", color="#999999", ms=5, clip_on=False,
+                 label="beat that did not fit\n(missed or extra beat;\nleft out; on the edge\nwhen off the scale)")
     ax1.set_ylabel("heart rate\n(beats per minute)")
     ax1.set_title("Heart rate with the breathing pacer (blue bands: breathe in)")
     _legend(ax1)
@@ -258,18 +292,30 @@ def fig_swing(data, path):
     return True
 
 
+COHERENCE_ZONES = ((0, 50, "#f4f4f4", "not coherent"), (50, 80, "#e3f1dc", "coherent"),
+                   (80, 100, "#c5e3b6", "very coherent"))
+
+
+def coherence_pct(ratio):
+    """The device's coherence ratio as a share: ratio r means the one steady wave holds r times the
+    power of all the rest, so r / (1 + r) of the heart rate's variation (1 -> 50 %, 4 -> 80 %)."""
+    return 100.0 * ratio / (1.0 + ratio)
+
+
 def fig_coherence(data, path):
-    """Coherence ratio over time with the 'coherent' line at 1."""
-    pts = [(t / 60.0, r) for t, r, _ in data.coherence if r is not None]
+    """Coherence over time on a linear 0-100 % scale with labelled zones."""
+    pts = [(t / 60.0, coherence_pct(r)) for t, r, _ in data.coherence if r is not None]
     if not pts:
         return False
     fig, (ax,) = _figure(1, 3.4)
-    ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#6a3d9a", marker="o", ms=3, lw=1.2)
-    ax.axhline(1.0, color="#2e8b57", ls="--", lw=1, label="coherent above this line")
-    ax.set_yscale("log")
-    ax.set_ylabel("coherence")
+    for lo, hi, colour, label in COHERENCE_ZONES:
+        ax.axhspan(lo, hi, color=colour, lw=0, label=label)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#6a3d9a", marker="o", ms=3, lw=1.2,
+            label="your coherence")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("share of the heart-rate\nvariation in one wave (%)")
     ax.set_xlabel("minutes from the start")
-    ax.set_title("Coherence: how much your heart rhythm follows one slow, steady wave")
+    ax.set_title("Coherence: how much of your heart rate's rise and fall is one slow, steady wave")
     _legend(ax)
     _save(fig, path)
     return True
@@ -301,8 +347,9 @@ FIGURES = (
      "This is the raw signal from the pulse sensor. Each wave is one heartbeat. Shaded stretches are "
      "times when the signal could not be used (for example the finger moved or was lifted); heart "
      "rate, swing and coherence ignore them.",
-     "The raw pulse signal was not recorded in this session (it is sent only when raw streaming "
-     "is on: the device's <code>raw</code> setting)."),
+     "The raw pulse signal was not recorded in this session: it is sent only when asked for "
+     "(<code>vagal demo --raw</code> on the virtual board; with a board, <code>vagal settings raw=on</code> "
+     "before <code>vagal stream</code>)."),
     ("heart_rate", "Heart rate and breathing", fig_heart_rate,
      "The red line is your heart rate, beat by beat. The blue bands are the times the pacer asked you "
      "to breathe in. When slow breathing works well, your heart rate rises while you breathe in and "
@@ -316,9 +363,10 @@ FIGURES = (
      "are breaths the device could not judge.",
      "Swing per breath was not recorded in this session."),
     ("coherence", "Coherence", fig_coherence,
-     "Every few seconds the device looks at the last minute of heart rate and asks how much of its "
-     "variation is one steady wave at the breathing pace. Above the dashed line (1) that wave "
-     "dominates: this is the 'coherent' state slow breathing aims for. Higher is better.",
+     "Every 5 seconds the device looks at the last minute of heart rate and asks how much of its "
+     "rise and fall is one steady wave at the breathing pace. Above 50 % that wave dominates: this "
+     "is the 'coherent' state slow breathing aims for; above 80 % almost all of it is that one wave. "
+     "The first value comes about a minute into the session.",
      "Coherence was not recorded in this session."),
     ("assessment", "Assessment", fig_assessment,
      "The assessment tries several breathing rates for a few minutes each and measures your heart-rate "
@@ -328,6 +376,7 @@ FIGURES = (
 )
 
 
+COHERENCE_FIRST_S = 75  # the 64 s window, the 5 s update and the detector's learning
 NO_CLEAN_COHERENCE = ("Coherence could not be measured in this session: it needs about a minute of "
                       "clean signal without a gap, and there was none.")
 
@@ -358,15 +407,18 @@ def summary_rows(data, session):
                      "heart-rate rise and fall per breath; bigger is better"))
         rows.append(("Breaths measured", "%d of %d" % (len(valid), len(data.breaths)),
                      "breaths with a clean enough signal to judge"))
-    if s is not None:
+    ratios = [r for _, r, _ in data.coherence]
+    measured = [r for r in ratios if r is not None]
+    if measured:  # of the time coherence had a value; the rest said apart (the first minute, a lost pulse)
+        pct = 100.0 * sum(1 for r in measured if r >= 1.0) / len(measured)
+        unmeasured = 100.0 * (len(ratios) - len(measured)) / len(ratios)
+        rows.append(("Time coherent", "%.0f %% of the time it was measured" % pct,
+                     "coherence above 50 %%; higher is better. It was not measured %.0f %% of the time "
+                     "(the first minute, or while the pulse was lost)" % unmeasured if unmeasured >= 1 else
+                     "coherence above 50 %; higher is better"))
+    elif s is not None and s.coherent_pct > 0:
         rows.append(("Time coherent", "%d %%" % s.coherent_pct, "share of the session in the coherent "
-                     "state; higher is better"))
-    else:
-        ratios = [r for _, r, _ in data.coherence]
-        if any(r is not None for r in ratios):  # as the device counts: of all updates, >= 1
-            pct = 100.0 * sum(1 for r in ratios if r is not None and r >= 1.0) / len(ratios)
-            rows.append(("Time coherent", "%.0f %%" % pct, "share of the session in the coherent state; "
-                         "higher is better"))
+                     "state (the device's count); higher is better"))
     rate = s.rate_mbpm / 1000.0 if s is not None else (data.pacer_rate[-1][1] if data.pacer_rate else None)
     if rate:
         rows.append(("Breathing pace", "%.2f breaths per minute" % rate,
@@ -466,6 +518,11 @@ def build(session_path, out_dir=None, which=None, quiet=False):
                         sections.append("<p class='note'>The device did not send these numbers in this "
                                         "session; they were worked out afterwards from its heartbeats and "
                                         "pacer with the same method the device uses.</p>")
+                elif name == "coherence" and data.duration < COHERENCE_FIRST_S:
+                    sections.append("<h2>%s</h2>\n<p class='missing'>Coherence needs about a minute of "
+                                    "heartbeats before its first value; this session lasted %s. A session "
+                                    "of 5 minutes or more shows it.</p>"
+                                    % (title, format_duration(data.duration)))
                 elif name == "coherence" and data.coherence:
                     sections.append("<h2>%s</h2>\n<p class='missing'>%s</p>" % (title, NO_CLEAN_COHERENCE))
                 elif missing:
