@@ -14,6 +14,7 @@ import os
 
 from vagal_host.errors import VagalError
 from vagal_host.export import AtomicDir, format_duration, load, raw_samples, record_name
+from vagal_host.outputs import REPORT_MARK
 from vagal_host.progress import Progress
 
 GOOD_QUALITY = ("ok",)
@@ -446,7 +447,7 @@ tr.best{background:#dff0d8}.note{color:#555}.missing{color:#777;font-style:itali
 img{max-width:100%;border:1px solid #eee}.result{font-size:1.15em}"""
 
 
-def build(session_path, out_dir=None, which=None, quiet=False):
+def build(session_path, out_dir=None, which=None, quiet=False, force=False):
     """Write index.html and the figures into out_dir; -> (index path, part, parts, figure names)."""
     with Progress("reading %s" % os.path.basename(session_path), total=len(FIGURES) + 1,
                   quiet=quiet) as progress:
@@ -459,11 +460,11 @@ def build(session_path, out_dir=None, which=None, quiet=False):
                                    record_name(session_path, part, len(parts)) + "_report")
         drawn = []
         sections = []
-        with AtomicDir(out_dir) as out:
+        with AtomicDir(out_dir, (session_path,), force) as out:
             for name, title, fn, text, missing in FIGURES:
                 progress.stage("drawing %s" % name)
                 fname = name + ".png"
-                ok = fn(data, out.path(fname))
+                ok = fn(data, out.path(fname, "png"))
                 progress.advance()
                 extra = _assessment_html(data) if name == "assessment" else ""
                 if ok:
@@ -481,7 +482,7 @@ def build(session_path, out_dir=None, which=None, quiet=False):
                     sections.append("<h2>%s</h2>\n<p class='missing'>%s</p>" % (title, missing))
                 elif extra:  # a result line without steps (an assessment stopped early)
                     sections.append("<h2>%s</h2>\n%s" % (title, extra))
-            with open(out.path("index.html"), "w", encoding="utf-8") as f:
+            with open(out.path("index.html", "html"), "w", encoding="utf-8") as f:
                 f.write(_page(session_path, session, parts, part, data, sections))
     return os.path.join(out_dir, "index.html"), part, parts, drawn
 
@@ -500,7 +501,7 @@ def _part_start(session, part):
 def _page(session_path, session, parts, part, data, sections):
     start = _part_start(session, part)
     title = "Breathing session" + (" of " + start if start else "")
-    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>" + REPORT_MARK,
            "<title>%s</title><style>%s</style></head><body>" % (html.escape(title), CSS),
            "<h1>%s</h1>" % html.escape(title),
            "<p class='note'>From <code>%s</code>." % html.escape(os.path.basename(session_path))]
