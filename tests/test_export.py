@@ -321,7 +321,7 @@ def test_kubios_text_parses_back_to_the_intervals(tmp_path, capsys):
 @pytest.mark.parametrize("content, words", [
     (b"", "not a vagal session file"),
     (b"hello world\n", "not a vagal session file"),
-    (b"# vagal session 1\n0.1\tbeat 1 2 3\n0.05\tbeat 2 3 4\n", "goes backwards"),
+    (b"# vagal session 1\n0.1\tbeat 1 2 3\n0.05\tbeat 2 3 4\n", "no session data"),
     (b"# vagal session 1\n# tool x\n0.000\t#connected x\n", "no session data"),
 ])
 def test_bad_session_files_one_line_exit_2_nothing_written(tmp_path, capsys, content, words):

@@ -49,6 +49,7 @@ class Part:
         self.stop_ms = None
         self.first_host_t = None
         self.cut_off = False  # the file ends mid-line here (the writer was killed): read up to it
+        self.damage = ""  # "3 damaged lines skipped at 4:12-4:13" of the file it came from, or ""
 
     def of(self, kind):
         return [r for r in self.records if type(r).__name__ == _type_name(kind)]
@@ -187,6 +188,8 @@ def load(path, which=None):
     if not parts:
         raise VagalError("%s holds no session data (no session start, beats, pacer or raw lines)" % path)
     parts[-1].cut_off = s.truncated
+    for p in parts:
+        p.damage = s.skipped_text()
     return s, parts, choose_part(parts, which)
 
 

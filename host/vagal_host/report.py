@@ -512,6 +512,8 @@ def _page(session_path, session, parts, part, data, sections):
                                               else ""))
     if part.joined:
         out.append(" The recording began after the session had already started.")
+    if part.damage:
+        out.append(" The file is damaged in places: %s (the rest of it is shown)." % html.escape(part.damage))
     if part.cut_off:
         out.append(" The file ends in the middle of a line, as when the recording program was stopped "
                    "abruptly: this page shows everything up to that point.")

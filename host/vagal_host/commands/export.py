@@ -45,5 +45,7 @@ def run(args):
     if len(parts) > 1:
         which += "; the file holds %d sessions%s" % (
             len(parts), ", this is the longest (choose with --part)" if args.part is None else "")
+    if part.damage:
+        which += "; the file is damaged: " + part.damage
     print("exported %s to %s: %s" % (which, directory, ", ".join(written)))
     return 0

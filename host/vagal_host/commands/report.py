@@ -26,5 +26,7 @@ def run(args):
     if len(parts) > 1:
         which += "; the file holds %d sessions%s" % (
             len(parts), ", this is the longest (choose with --part)" if args.part is None else "")
+    if part.damage:
+        which += "; the file is damaged: " + part.damage
     print("report of %s: %s (%d figures)" % (which, index, len(drawn)))
     return 0
