@@ -54,6 +54,12 @@ MESSAGES = (
     "err it id reason",
 )
 
+# Fields added to a message after its first version, "<kind> <field> <default>": a line from older
+# firmware that ends before such a field decodes with the default (INT fields: the int). To add a
+# field: append it to the kind's MESSAGES string (type letter and name) and add it here
+# (docs/protocol.md, Versioning). Extra trailing fields from newer firmware are ignored.
+OPTIONAL = ()
+
 # Host -> device commands, same framing; the checksum is optional so a person can type them.
 # A command without fields has an empty type string (two spaces after its kind).
 COMMANDS = (
@@ -282,7 +288,7 @@ def decode(line, commands=False):
         raise ProtocolError("missing checksum")
     kind, sp, rest = _split1(body)
     spec = _spec(kind, commands)
-    if spec is None:
+    if spec is None and (commands or not ("a" <= kind[:1] <= "z")):
         raise ProtocolError("unknown %s %r" % ("command" if commands else "message", sanitize(kind)[:20]))
     seq_text, sp, rest = _split1(rest)
     if not seq_text:
@@ -290,6 +296,8 @@ def decode(line, commands=False):
     seq = _parse_int("seq", seq_text)
     if seq < 0 or seq >= SEQ_MOD:
         raise ProtocolError("%s: sequence number %d out of range 0..%d" % (kind, seq, SEQ_MOD - 1))
+    if spec is None:  # a kind from newer firmware: no fields known, its seq still counts
+        return Message(kind, seq, (), ())
     values = []
     names = spec.split(" ")
     types = names[1]
@@ -312,7 +320,11 @@ def decode(line, commands=False):
             sp = ""
             break
         if not sp and not rest:
-            raise ProtocolError("%s: missing field %s" % (kind, name))
+            default = None if commands else _optional(kind, name)
+            if default is None:
+                raise ProtocolError("%s: missing field %s" % (kind, name))
+            values.append(_parse_int(name, default) if ftype == "i" else default)
+            continue
         part, sp, rest = _split1(rest)
         if not part:
             raise ProtocolError("%s: empty field %s" % (kind, name))
@@ -320,9 +332,20 @@ def decode(line, commands=False):
             values.append(_parse_int(name, part))
         else:
             values.append(part)
-    if rest or sp:
+    if (rest or sp) and commands:  # device lines: fields from newer firmware are ignored
         raise ProtocolError("%s: unexpected extra fields" % kind)
     return Message(kind, seq, names, tuple(values))
+
+
+def _optional(kind, name):
+    """The default text of an OPTIONAL field, or None when the field is required."""
+    n = len(kind)
+    for s in OPTIONAL:
+        if s.startswith(kind) and s[n:n + 1] == " ":
+            f, sp, default = _split1(s[n + 1:])
+            if f == name:
+                return default
+    return None
 
 
 def decode_command(line):

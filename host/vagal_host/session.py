@@ -68,8 +68,10 @@ Received = collections.namedtuple("Received", "host_t line msg error")  # line: 
 
 
 def typed(host_t, msg):
-    """The typed record (Beat, Pacer, ...) of a decoded protocol Message."""
-    return RECORD_TYPES[msg.kind](host_t, msg.seq, *msg.values)
+    """The typed record (Beat, Pacer, ...) of a decoded protocol Message; None for a kind this
+    version does not know (from newer firmware: skipped, its seq counted)."""
+    t = RECORD_TYPES.get(msg.kind)
+    return None if t is None else t(host_t, msg.seq, *msg.values)
 
 
 class LinkCounter:
@@ -461,6 +463,9 @@ def read_session(path):
         msg, err = counter.accept(line)
         s.lines.append(Received(t, line, msg, err))
         if msg is not None:
+            why = protocol_link.unsupported_protocol(msg)
+            if why:
+                raise VagalError("%s line %d: %s" % (path, i + 1, why))
             record = typed(t, msg)
             if record is not None:
                 s.records.append(record)

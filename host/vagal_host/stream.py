@@ -19,6 +19,7 @@ import serial
 import serial.tools.list_ports
 
 import vagal
+from vagal import link as protocol_link
 from vagal import protocol
 from vagal.pacer import PHASE_ONE
 
@@ -188,6 +189,7 @@ class LiveState:
         self.quiet_err_ids = set()  # request ids whose `err` is expected from older firmware
         self.messages = 0  # valid lines decoded so far
         self.board_lost = 0  # samples the board lost to overrun (its `stats` lines), across its resets
+        self.unsupported = ""  # why the stream must stop: the board's protocol version is not ours
         self._lost_base = 0
         self._lost_last = 0
 
@@ -220,6 +222,7 @@ class LiveState:
         elif k == "hello":
             self.firmware = msg["fw"]
             self.fs = msg["fs"]
+            self.unsupported = protocol_link.unsupported_protocol(msg)
         elif k == "session":
             self.session_state = msg["state"]
         elif k == "mode":
@@ -505,6 +508,9 @@ class Streamer:
                 data = b""
             if data:
                 self.recorder.feed(data)
+                if self.state.unsupported:
+                    self.close()  # the session file keeps what came, up to that hello
+                    raise VagalError(self.state.unsupported)
             self._check_quiet()
         self.writer.tick()
 
