@@ -48,6 +48,8 @@ fuzz: $(STAMP)
 	    tests/test_stream.py::test_fuzz_random_bytes_never_crash_and_are_counted \
 	    tests/test_app_modes.py::test_any_mode_date_status_or_set_line_gets_exactly_one_answer || exit 1; \
 	done
+	VAGAL_LONG_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/test_virtual_safety.py::test_a_hundred_thousand_lines_over_a_minute_leave_the_board_answering
 
 test-unix: $(STAMP)
 	MICROPYPATH=$(MPY_PATH) $(MICROPYTHON) -X heapsize=2M tests/portable/run.py
