@@ -376,18 +376,20 @@ def request_id(line):
 class LineAssembler:
     """Bytes in, complete lines out; lines longer than maxlen are dropped and counted.
 
-    Firmware use allocates only the returned line: feed() keeps a reference to the caller's buffer,
-    next_line() copies through a preallocated bytearray. Call next_line() until it returns None
-    before reusing the buffer passed to feed(). Empty lines are skipped, a trailing "\\r" is removed.
+    A line ends at LF, CR or CRLF (a terminal may send any of them; a lone CR is not held as an
+    unfinished line). Firmware use allocates only the returned line: feed() keeps a reference to
+    the caller's buffer, next_line() copies through a preallocated bytearray. Call next_line()
+    until it returns None before reusing the buffer passed to feed(). Empty lines are skipped.
     """
 
     def __init__(self, maxlen=MAX_LINE):
         self.maxlen = maxlen
-        self.buf = bytearray(maxlen + 1)  # +1: room for the "\r" of a full-length "\r\n" line
+        self.buf = bytearray(maxlen)
         self.len = 0
         self.discarding = False
         self.overlong = 0  # lines dropped for being longer than maxlen
         self.lines = 0  # complete lines returned
+        self._cr = False  # the last byte was a CR: an LF right after it ends nothing more
         self._data = None
         self._pos = 0
         self._end = 0
@@ -398,8 +400,19 @@ class LineAssembler:
         self._pos = 0
         self._end = len(data) if n < 0 else n
 
+    @property
+    def pending(self):
+        """True while part of a line (or of an overlong one) waits for its line end."""
+        return self.len > 0 or self.discarding
+
+    def discard_partial(self):
+        """Forget an unfinished line (a stray byte from an earlier client, a cut-off command)."""
+        self.len = 0
+        self.discarding = False
+
     def next_line(self):
-        """The next complete line as bytes (without "\\r\\n"), or None when the queued data is used up."""
+        """The next complete line as bytes (without its line end), or None when the queued data is
+        used up."""
         data = self._data
         if data is None:
             return None
@@ -410,22 +423,25 @@ class LineAssembler:
         while i < end:
             b = data[i]
             i += 1
-            if b == 10:
+            if b == 10 or b == 13:
+                cr = self._cr
+                self._cr = b == 13
+                if b == 10 and cr:
+                    continue  # the LF of a CRLF
                 n = self.len
                 self.len = 0
                 if self.discarding:
                     self.discarding = False
                     continue
-                if n and buf[n - 1] == 13:
-                    n -= 1
                 if n == 0:
                     continue
                 self._pos = i
                 self.lines += 1
                 return bytes(buf[:n])
+            self._cr = False
             if self.discarding:
                 continue
-            if self.len >= maxlen and not (b == 13 and self.len == maxlen):
+            if self.len >= maxlen:
                 self.discarding = True
                 self.overlong += 1
                 self.len = 0
@@ -434,4 +450,3 @@ class LineAssembler:
             self.len += 1
         self._data = None
         return None
-

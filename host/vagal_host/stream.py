@@ -427,6 +427,9 @@ class Streamer:
             self.state.reconnections += 1
         self._quiet_check = (self.clock() + NO_APP_S, self.state.messages) if self.app_check else None
         self.notice("%s %s" % (event, self.path))
+        # a line end first, so a stray byte an earlier client left on the port ends as a line of
+        # its own instead of joining the first command
+        self._write(b"\n")
         # ask for the hello line (firmware version, sample rate), and tell the board today's date (it
         # has no battery clock; it dates assessment results). Older firmware answers `date` with err.
         self.command("hello")
@@ -448,11 +451,16 @@ class Streamer:
         if self.ser is None:
             return None
         self._next_id = self._next_id % 60000 + 1
-        try:
-            self.ser.write(protocol.encode_command(kind, self._next_id, *args).encode())
-        except (serial.SerialException, OSError):
+        if not self._write(protocol.encode_command(kind, self._next_id, *args).encode()):
             return None
         return self._next_id
+
+    def _write(self, data):
+        try:
+            self.ser.write(data)
+        except (serial.SerialException, OSError):
+            return False
+        return True
 
     def _disconnected(self, why):
         self.recorder.cut()
