@@ -64,7 +64,7 @@ def build_session(path, parts=((70, "pace"),), raw=True, extras=True, gap=None, 
         if not lost:
             w.received(line)
 
-    send("hello", "0.1.0", 1, FS, "pico")
+    send("hello", "0.1.0", 1, FS, "pico", "-")
     for index, (seconds, mode) in enumerate(parts):
         truth = {"beats": [], "raw": {}, "breaths": [], "coherence": [], "steps": [], "lost_beats": []}
         built.parts.append(truth)

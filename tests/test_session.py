@@ -25,7 +25,7 @@ def write_example(path):
     w = SessionWriter(str(path), "/dev/ttyACM0", "0.1.0", extra={"source": "test"}, clock=clock)
     w.event("connected", "/dev/ttyACM0")
     sent = [
-        enc("hello", 0, "0.1.0", 1, 250, "pico"),
+        enc("hello", 0, "0.1.0", 1, 250, "pico", "-"),
         enc("quality", 1, 0, "ok"),
         enc("beat", 2, 812, 0, 1500, 70),
         enc("beat", 3, 1795, 983000, 1480, 91) + b"\r",  # USB CDC line ending

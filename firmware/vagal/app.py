@@ -183,7 +183,8 @@ class App:
 
     def send_hello(self):
         board_id = getattr(self.board, "board_id", "unknown")
-        self.send("hello", vagal.VERSION, protocol.PROTOCOL_VERSION, self.fs, board_id)
+        self.send("hello", vagal.VERSION, protocol.PROTOCOL_VERSION, self.fs, board_id,
+                  getattr(self.board, "boot_id", "-"))
 
     # ------------------------------------------------------------------ time
     def _clock(self):

@@ -33,7 +33,7 @@ INTS = "l"
 # per field (INT i, TOKEN s, TEXT t, INTS l) in the order the fields stand on the line. Flat
 # strings because nested tuples cost ~4x the heap on the device; vagal.link.table() gives the tuples.
 MESSAGES = (
-    "hello siis fw proto fs board",
+    "hello siiss fw proto fs board boot",
     "beat iiii t_ms ibi_us amp conf",
     "quality is t_ms state",
     "pacer iiisi t_ms rate_mbpm phase dir led",
@@ -58,7 +58,7 @@ MESSAGES = (
 # firmware that ends before such a field decodes with the default (INT fields: the int). To add a
 # field: append it to the kind's MESSAGES string (type letter and name) and add it here
 # (docs/protocol.md, Versioning). Extra trailing fields from newer firmware are ignored.
-OPTIONAL = ()
+OPTIONAL = ("hello boot -",)
 
 # Host -> device commands, same framing; the checksum is optional so a person can type them.
 # A command without fields has an empty type string (two spaces after its kind).

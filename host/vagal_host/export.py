@@ -29,7 +29,7 @@ import tempfile
 from vagal_host.errors import VagalError
 from vagal_host.outputs import check_target
 from vagal_host.progress import Progress
-from vagal_host.session import read_session
+from vagal_host.session import other_board, read_session
 
 FORMATS = ("csv", "wfdb", "kubios")
 PHASE_FULL = 1 << 24
@@ -96,9 +96,13 @@ def split_parts(session):
     """The device sessions in a session file, in order (idle stretches without data are left out)."""
     parts = []
     cur = None
+    board = None  # (board id, boot id) of the last hello
     for r in session.records:
         name = type(r).__name__
         new = (name == "SessionState" and r.state == "start") or (name == "Hello" and r.seq == 0)
+        if name == "Hello":
+            new = new or other_board(board, r)
+            board = (r.board, r.boot)
         if cur is None or new:
             cur = Part(len(parts) + 1, joined=not new)
             cur.first_host_t = r.host_t

@@ -74,6 +74,12 @@ def typed(host_t, msg):
     return None if t is None else t(host_t, msg.seq, *msg.values)
 
 
+def other_board(seen, hello):
+    """Is this Hello from another board, or another boot, than the (board, boot) seen before?
+    Then its data starts a part of its own, even when it came without a restart (seq not 0)."""
+    return seen is not None and seen != (hello.board, hello.boot)
+
+
 class LinkCounter:
     """Lost/corrupt/partial line counts across reconnections (one LinkStats per connection).
 

@@ -190,6 +190,8 @@ class LiveState:
         self.messages = 0  # valid lines decoded so far
         self.board_lost = 0  # samples the board lost to overrun (its `stats` lines), across its resets
         self.unsupported = ""  # why the stream must stop: the board's protocol version is not ours
+        self.board = None  # (board id, boot id) of the last hello
+        self.other_board = None  # set when a hello came from another board or boot than the last
         self._lost_base = 0
         self._lost_last = 0
 
@@ -223,6 +225,10 @@ class LiveState:
             self.firmware = msg["fw"]
             self.fs = msg["fs"]
             self.unsupported = protocol_link.unsupported_protocol(msg)
+            board = (msg["board"], msg["boot"])
+            if self.board is not None and board != self.board:
+                self.other_board = board  # the streamer starts a new part for it
+            self.board = board
         elif k == "session":
             self.session_state = msg["state"]
         elif k == "mode":
@@ -516,11 +522,24 @@ class Streamer:
                 data = b""
             if data:
                 self.recorder.feed(data)
+                if self.state.other_board is not None:
+                    self._other_board()
                 if self.state.unsupported:
                     self.close()  # the session file keeps what came, up to that hello
                     raise VagalError(self.state.unsupported)
             self._check_quiet()
         self.writer.tick()
+
+    def _other_board(self):
+        """A hello from a different board (or the same one restarted) on this port: say so; its
+        data is a new session part in the file (export.split_parts / analysis split there)."""
+        board, boot = self.state.other_board
+        self.state.other_board = None
+        text = "a different board (id %s, boot %s) on %s: its data starts a new session part" % (
+            board, boot, self.path)
+        self.writer.event("note", text)
+        self.state.logs.append("warn: " + text)
+        self.notice(text)
 
     def _check_quiet(self):
         """A board at the MicroPython prompt (flashed, never deployed) sends no vagal lines: say so."""

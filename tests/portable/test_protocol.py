@@ -184,7 +184,7 @@ def test_link_stats_count_lost_and_corrupt_lines():
     assert "checksum" in stats.last_error
     assert stats.received == len(lines) - len(dropped) - 1
     # a restarted device says hello with seq 0: no false gap
-    stats.accept(P.encode("hello", 0, "0.1.0", 1, 250, "pico"))
+    stats.accept(P.encode("hello", 0, "0.1.0", 1, 250, "pico", "-"))
     stats.accept(P.encode("log", 1, "info", "x"))
     assert stats.lost == len(dropped) + 1
 
