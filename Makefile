@@ -44,10 +44,13 @@ fuzz: $(STAMP)
 	for i in $$(seq $(FUZZ_RUNS)); do \
 	  VAGAL_HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider -x tests/test_protocol_fuzz.py \
 	    tests/test_session.py::test_damaged_files_give_a_session_or_a_vagal_error \
+	    tests/test_session_damage.py::test_damaged_files_keep_every_undamaged_line \
 	    tests/test_stream.py::test_splitter_reassembles_lines_across_chunks \
 	    tests/test_stream.py::test_fuzz_random_bytes_never_crash_and_are_counted \
 	    tests/test_app_modes.py::test_any_mode_date_status_or_set_line_gets_exactly_one_answer || exit 1; \
 	done
+	VAGAL_LONG_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/test_virtual_safety.py::test_a_hundred_thousand_lines_over_a_minute_leave_the_board_answering
 
 test-unix: $(STAMP)
 	MICROPYPATH=$(MPY_PATH) $(MICROPYTHON) -X heapsize=2M tests/portable/run.py

@@ -43,7 +43,7 @@ class DeviceSim:
         self.now = start_tick  # unwrapped microseconds; the device sees now & TICKS_MAX
         self.breaths = []  # what the meter judged, as analysis.Breath (also when not sent)
         self.coherence = []
-        self.send("hello", "0.1.0", 1, 250, "sim")
+        self.send("hello", "0.1.0", 1, 250, "sim", "-")
         self.seq = 1  # hello is seq 0
 
     def send(self, kind, *values):
@@ -277,7 +277,7 @@ def test_two_sessions_a_reboot_and_beats_without_sessions(tmp_path):
     dev.now += 5000000
     dev.session(30, rate_mbpm=5000, stop=False)
     dev.seq = 0
-    dev.send("hello", "0.1.0", 1, 250, "sim")  # the device rebooted mid-session
+    dev.send("hello", "0.1.0", 1, 250, "sim", "-")  # the device rebooted mid-session
     dev.seq = 1
     dev.session(25)
     dev.close()

@@ -156,7 +156,7 @@ def test_commands_are_answered(tmp_path):
 
 def test_garbage_gets_errors_and_the_app_keeps_running(tmp_path):
     app, board = new_app(tmp_path)
-    noise = bytes((i * 151 + 7) & 0xFF for i in range(700)).replace(b"\n", b"")
+    noise = bytes((i * 151 + 7) & 0xFF for i in range(700)).replace(b"\n", b"").replace(b"\r", b"")
     board.send(noise + b"\n")
     board.send("x" * 300 + "\n")
     board.send("frobnicate 11\n")

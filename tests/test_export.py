@@ -64,7 +64,7 @@ def build_session(path, parts=((70, "pace"),), raw=True, extras=True, gap=None, 
         if not lost:
             w.received(line)
 
-    send("hello", "0.1.0", 1, FS, "pico")
+    send("hello", "0.1.0", 1, FS, "pico", "-")
     for index, (seconds, mode) in enumerate(parts):
         truth = {"beats": [], "raw": {}, "breaths": [], "coherence": [], "steps": [], "lost_beats": []}
         built.parts.append(truth)
@@ -321,7 +321,7 @@ def test_kubios_text_parses_back_to_the_intervals(tmp_path, capsys):
 @pytest.mark.parametrize("content, words", [
     (b"", "not a vagal session file"),
     (b"hello world\n", "not a vagal session file"),
-    (b"# vagal session 1\n0.1\tbeat 1 2 3\n0.05\tbeat 2 3 4\n", "goes backwards"),
+    (b"# vagal session 1\n0.1\tbeat 1 2 3\n0.05\tbeat 2 3 4\n", "no session data"),
     (b"# vagal session 1\n# tool x\n0.000\t#connected x\n", "no session data"),
 ])
 def test_bad_session_files_one_line_exit_2_nothing_written(tmp_path, capsys, content, words):

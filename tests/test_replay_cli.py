@@ -64,11 +64,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, needl
     if content is not None:
         rec.write_text(content)
     out = tmp_path / "beats.csv"
-    out.write_text("previous results\n")
+    previous = "time_s,ibi_ms,amplitude,confidence,accepted\n0.500,,1200,90,1\n"  # an earlier replay's
+    out.write_text(previous)
     assert main(["replay", str(rec), "--beats", str(out)] + args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
-    assert out.read_text() == "previous results\n"          # untouched
+    assert out.read_text() == previous          # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["beats.csv"] + (["rec.csv"] if content is not None else []))
 
 

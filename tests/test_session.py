@@ -25,7 +25,7 @@ def write_example(path):
     w = SessionWriter(str(path), "/dev/ttyACM0", "0.1.0", extra={"source": "test"}, clock=clock)
     w.event("connected", "/dev/ttyACM0")
     sent = [
-        enc("hello", 0, "0.1.0", 1, 250, "pico"),
+        enc("hello", 0, "0.1.0", 1, 250, "pico", "-"),
         enc("quality", 1, 0, "ok"),
         enc("beat", 2, 812, 0, 1500, 70),
         enc("beat", 3, 1795, 983000, 1480, 91) + b"\r",  # USB CDC line ending
@@ -112,18 +112,42 @@ def test_truncated_last_line_is_skipped(tmp_path):
     assert s.events[-1].name == "connected"  # no end event: the writer died
 
 
+@pytest.mark.parametrize("damage, lineno, why", [
+    (lambda d: d.replace(b"\t", b" ", 1), 6, "no time field"),
+    (lambda d: d.replace(b"0.500\t", b"0.5x0\t"), 8, "no time field"),
+    (lambda d: d.replace(b"\t#line ff00", b"\t#line fg00"), 16, "bad hex in #line record"),
+    (lambda d: d.replace(b"\t#disconnected", b"\t#exploded"), 20, "unknown host event"),
+    (lambda d: d.replace(b"\tquality 1", b"\tqu\xe4lity 1"), 8, "not ASCII text"),
+])
+def test_a_damaged_line_is_skipped_and_named(tmp_path, damage, lineno, why):
+    """Issue 13: one damaged line costs that line, not the session (it used to refuse the file)."""
+    path = tmp_path / "a.vagal"
+    write_example(path)
+    full = read_session(str(path))
+    bad = tmp_path / "bad.vagal"
+    bad.write_bytes(damage(path.read_bytes()))
+    s = read_session(str(bad))
+    assert [(n, w) for n, _, w in s.skipped] == [(lineno, why)]
+    assert len(s.lines) + len(s.events) == len(full.lines) + len(full.events) - 1
+
+
+def test_a_time_going_backwards_keeps_its_line(tmp_path):
+    path = tmp_path / "a.vagal"
+    write_example(path)
+    bad = tmp_path / "bad.vagal"
+    bad.write_bytes(path.read_bytes().replace(b"0.750\t", b"0.100\t"))
+    s = read_session(str(bad))
+    assert not s.skipped
+    assert [r.line for r in s.lines] == [r.line for r in read_session(str(path)).lines]
+    assert [r.host_t for r in s.lines] == sorted(r.host_t for r in s.lines)
+
+
 @pytest.mark.parametrize("damage, message", [
-    (lambda d: d.replace(b"\t", b" ", 1), "line 6: no tab"),
-    (lambda d: d.replace(b"0.500\t", b"0.5x0\t"), "line 8: bad time '0.5x0'"),
-    (lambda d: d.replace(b"0.750\t", b"0.100\t"), "line 9: time 0.100 goes backwards"),
-    (lambda d: d.replace(b"\t#line ff00", b"\t#line fg00"), "bad hex in #line record"),
-    (lambda d: d.replace(b"\t#disconnected", b"\t#exploded"), "unknown host event 'exploded'"),
-    (lambda d: d.replace(b"\tquality 1", b"\tqu\xe4lity 1"), "line 8: not ASCII text"),
     (lambda d: d.replace(b"# vagal session 1", b"# vagal session 9"), "line 1: session format '9'"),
     (lambda d: b"time,ppg\n0,1\n", "is not a vagal session file"),
     (lambda d: b"", "is empty: not a vagal session file"),
 ])
-def test_corrupt_file_names_the_line(tmp_path, damage, message):
+def test_a_file_that_is_no_session_is_refused(tmp_path, damage, message):
     path = tmp_path / "a.vagal"
     write_example(path)
     bad = tmp_path / "bad.vagal"

@@ -83,13 +83,13 @@ def corrupt(line):
     return line[:i] + (b"8" if line[i:i + 1] != b"8" else b"7") + line[i + 1:]
 
 
-BOARD1 = [("hello", "0.1.0", 1, 250, "virtual"), ("session", 0, "start", "boot"),
+BOARD1 = [("hello", "0.1.0", 1, 250, "virtual", "-"), ("session", 0, "start", "boot"),
           ("pacer", 0, 6000, 0, "in", 0), ("quality", 10, "ok"),
           ("beat", 900, 0, 1000, 80), ("beat", 1900, 1000000, 1000, 90),
           ("beat", 2900, 1000000, 1000, 90), ("hrv", 3000, 600, 20000, 25000, 2),
           ("beat", 3850, 950000, 1000, 90), ("pacer", 4000, 6000, 6710886, "out", 30000),
           ("log", "info", "hello from board 1")]
-BOARD2 = [("hello", "0.1.0", 1, 250, "virtual"), ("beat", 500, 0, 900, 70),
+BOARD2 = [("hello", "0.1.0", 1, 250, "virtual", "-"), ("beat", 500, 0, 900, 70),
           ("beat", 1500, 1000000, 900, 90), ("beat", 2500, 1000000, 900, 90)]
 
 
@@ -448,7 +448,7 @@ def test_stream_tells_the_board_the_date_and_tolerates_old_firmware(tmp_path):
         assert cmds[1]["day"] == datetime.date.today().isoformat()
         date_id = cmds[1].seq
         # firmware from before the date command: an err for it, nothing else wrong
-        old = lines(0, [("hello", "0.0.9", 1, 250, "pico"), ("err", date_id, "unknown command 'date'"),
+        old = lines(0, [("hello", "0.0.9", 1, 250, "pico", "-"), ("err", date_id, "unknown command 'date'"),
                         ("err", 99, "something else failed")])
         os.write(master, b"".join(old))
         t0 = time.monotonic()
@@ -561,7 +561,7 @@ def test_the_app_check_can_be_off_for_the_virtual_board(tmp_path, monkeypatch):
 def test_samples_the_board_lost_are_in_the_summary_across_its_restarts(tmp_path):
     stats = [("stats", 5000, 0, 800, 9000, 20000, 0), ("stats", 10000, 120, 900, 9000, 20000, 0),
              ("stats", 15000, 300, 900, 9000, 20000, 0)]
-    after_reset = [("hello", "0.1.0", 1, 250, "virtual"), ("stats", 5000, 40, 900, 9000, 20000, 0)]
+    after_reset = [("hello", "0.1.0", 1, 250, "virtual", "-"), ("stats", 5000, 40, 900, 9000, 20000, 0)]
     link = str(tmp_path / "tty")
     w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1 + stats) + lines(0, after_reset), linger=True)
     try:

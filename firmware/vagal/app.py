@@ -49,6 +49,7 @@ else:  # CPython
 SAMPLE_BUF = const(64)  # samples drained per board.read
 RAW_BATCH = const(10)  # samples per `raw` line
 _RX_BUF = const(64)  # serial bytes read per call
+RX_QUIET_MS = const(1000)  # an unfinished command line older than this is dropped
 
 # Task periods. Every wake-up costs the scheduler more than a short body, so samples (5 a wake-up at
 # 250 Hz; the board buffers 128 ms) and the serial link (8 x 64 bytes a wake-up) share the LED's 20 ms.
@@ -126,6 +127,7 @@ class App:
         self._prev_t = 0
         self._have_prev_t = False
         self._overlong_seen = 0
+        self._rx_ms = 0  # ticks_ms of the last serial bytes read
         self._checkin = array("i", bytes(4 * len(TASK_NAMES)))  # ticks_us of each task's last run
         # session clock: t_ms advanced from accumulated ticks_diff, remainder carried in us
         self.t_ms = 0
@@ -190,7 +192,8 @@ class App:
 
     def send_hello(self):
         board_id = getattr(self.board, "board_id", "unknown")
-        self.send("hello", vagal.VERSION, protocol.PROTOCOL_VERSION, self.fs, board_id)
+        self.send("hello", vagal.VERSION, protocol.PROTOCOL_VERSION, self.fs, board_id,
+                  getattr(self.board, "boot_id", "-"))
 
     # ------------------------------------------------------------------ time
     def _clock(self):
@@ -655,12 +658,19 @@ class App:
             self._send_pacer()
 
     def poll_serial(self):
-        """Read command bytes, answer every complete line; overlong lines get an error."""
+        """Read command bytes, answer every complete line; overlong lines get an error. Part of a
+        line left without its line end for RX_QUIET_MS (a stray byte from an earlier client, a
+        cut-off command) is dropped, so it cannot join the next command."""
         asm = self.assembler
-        for _ in range(8):  # bounded, so a flood cannot starve the other tasks
+        for k in range(8):  # bounded, so a flood cannot starve the other tasks
             n = self.board.serial_read(self.rxbuf)
             if not n:
+                if k == 0 and asm.pending and ticks_diff(self.board.ticks_ms(), self._rx_ms) >= RX_QUIET_MS:
+                    asm.discard_partial()
+                    self.reply_err(protocol.NO_ID, "unfinished line dropped after %d ms without a line end"
+                                   % RX_QUIET_MS)
                 return
+            self._rx_ms = self.board.ticks_ms()
             asm.feed(self.rxbuf, n)
             while True:
                 line = asm.next_line()

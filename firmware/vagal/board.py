@@ -89,6 +89,17 @@ def adc_div_for(rate_hz):
     return div_int, total & 0xFF
 
 
+def _boot_id():
+    """8 hex digits, new at every start (os.urandom: the RP2040's ring oscillator)."""
+    try:
+        import os
+
+        r = os.urandom(4)
+        return "%02x%02x%02x%02x" % (r[0], r[1], r[2], r[3])
+    except (ImportError, AttributeError, OSError):
+        return "%08x" % (ticks_us() & 0x3FFFFFFF)
+
+
 class Board:
     """The RP2040 board as the app sees it (contract in docs/architecture.md)."""
 
@@ -101,6 +112,10 @@ class Board:
             raise ValueError("mode must be 'dma' or 'timer'")
         self.mode = mode
         self.fs = FS
+        # the RP2040's flash unique id, and a random id of this boot: a host tells a different board
+        # (or the same one restarted) on the same port by them
+        self.board_id = "".join("%02x" % b for b in machine.unique_id())
+        self.boot_id = _boot_id()
         self.lost_samples = 0
         self.overruns = 0  # events (a half or a ring slot overwritten, a FIFO overflow)
         self.fifo_overflows = 0

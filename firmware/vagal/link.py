@@ -5,7 +5,19 @@ the firmware: what only a receiver of device lines needs stays out of the device
 itself is defined once, in vagal.protocol.
 """
 
-from vagal.protocol import COMMANDS, MESSAGES, SEQ_MOD, ProtocolError, _spec, decode
+from vagal.protocol import COMMANDS, MESSAGES, PROTOCOL_VERSION, SEQ_MOD, ProtocolError, _spec, decode
+
+PROTOCOLS_READ = (PROTOCOL_VERSION,)  # the `proto` values of `hello` this host understands
+
+
+def unsupported_protocol(msg):
+    """'' for a message this host can read on; for a `hello` with a protocol version it does not
+    support, the sentence to stop with (docs/protocol.md, Versioning)."""
+    if msg.kind != "hello" or msg["proto"] in PROTOCOLS_READ:
+        return ""
+    return ("the board speaks protocol version %d (firmware %s); this vagal reads version %s: "
+            "update vagal, or deploy the firmware that matches it"
+            % (msg["proto"], msg["fw"], "/".join(str(v) for v in PROTOCOLS_READ)))
 
 
 def fields(kind, commands=False):

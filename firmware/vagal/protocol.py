@@ -33,7 +33,7 @@ INTS = "l"
 # per field (INT i, TOKEN s, TEXT t, INTS l) in the order the fields stand on the line. Flat
 # strings because nested tuples cost ~4x the heap on the device; vagal.link.table() gives the tuples.
 MESSAGES = (
-    "hello siis fw proto fs board",
+    "hello siiss fw proto fs board boot",
     "beat iiii t_ms ibi_us amp conf",
     "quality is t_ms state",
     "pacer iiisi t_ms rate_mbpm phase dir led",
@@ -53,6 +53,12 @@ MESSAGES = (
     "ok it id text",
     "err it id reason",
 )
+
+# Fields added to a message after its first version, "<kind> <field> <default>": a line from older
+# firmware that ends before such a field decodes with the default (INT fields: the int). To add a
+# field: append it to the kind's MESSAGES string (type letter and name) and add it here
+# (docs/protocol.md, Versioning). Extra trailing fields from newer firmware are ignored.
+OPTIONAL = ("hello boot -",)
 
 # Host -> device commands, same framing; the checksum is optional so a person can type them.
 # A command without fields has an empty type string (two spaces after its kind).
@@ -282,7 +288,7 @@ def decode(line, commands=False):
         raise ProtocolError("missing checksum")
     kind, sp, rest = _split1(body)
     spec = _spec(kind, commands)
-    if spec is None:
+    if spec is None and (commands or not ("a" <= kind[:1] <= "z")):
         raise ProtocolError("unknown %s %r" % ("command" if commands else "message", sanitize(kind)[:20]))
     seq_text, sp, rest = _split1(rest)
     if not seq_text:
@@ -290,6 +296,8 @@ def decode(line, commands=False):
     seq = _parse_int("seq", seq_text)
     if seq < 0 or seq >= SEQ_MOD:
         raise ProtocolError("%s: sequence number %d out of range 0..%d" % (kind, seq, SEQ_MOD - 1))
+    if spec is None:  # a kind from newer firmware: no fields known, its seq still counts
+        return Message(kind, seq, (), ())
     values = []
     names = spec.split(" ")
     types = names[1]
@@ -312,7 +320,11 @@ def decode(line, commands=False):
             sp = ""
             break
         if not sp and not rest:
-            raise ProtocolError("%s: missing field %s" % (kind, name))
+            default = None if commands else _optional(kind, name)
+            if default is None:
+                raise ProtocolError("%s: missing field %s" % (kind, name))
+            values.append(_parse_int(name, default) if ftype == "i" else default)
+            continue
         part, sp, rest = _split1(rest)
         if not part:
             raise ProtocolError("%s: empty field %s" % (kind, name))
@@ -320,9 +332,20 @@ def decode(line, commands=False):
             values.append(_parse_int(name, part))
         else:
             values.append(part)
-    if rest or sp:
+    if (rest or sp) and commands:  # device lines: fields from newer firmware are ignored
         raise ProtocolError("%s: unexpected extra fields" % kind)
     return Message(kind, seq, names, tuple(values))
+
+
+def _optional(kind, name):
+    """The default text of an OPTIONAL field, or None when the field is required."""
+    n = len(kind)
+    for s in OPTIONAL:
+        if s.startswith(kind) and s[n:n + 1] == " ":
+            f, sp, default = _split1(s[n + 1:])
+            if f == name:
+                return default
+    return None
 
 
 def decode_command(line):
@@ -353,18 +376,20 @@ def request_id(line):
 class LineAssembler:
     """Bytes in, complete lines out; lines longer than maxlen are dropped and counted.
 
-    Firmware use allocates only the returned line: feed() keeps a reference to the caller's buffer,
-    next_line() copies through a preallocated bytearray. Call next_line() until it returns None
-    before reusing the buffer passed to feed(). Empty lines are skipped, a trailing "\\r" is removed.
+    A line ends at LF, CR or CRLF (a terminal may send any of them; a lone CR is not held as an
+    unfinished line). Firmware use allocates only the returned line: feed() keeps a reference to
+    the caller's buffer, next_line() copies through a preallocated bytearray. Call next_line()
+    until it returns None before reusing the buffer passed to feed(). Empty lines are skipped.
     """
 
     def __init__(self, maxlen=MAX_LINE):
         self.maxlen = maxlen
-        self.buf = bytearray(maxlen + 1)  # +1: room for the "\r" of a full-length "\r\n" line
+        self.buf = bytearray(maxlen)
         self.len = 0
         self.discarding = False
         self.overlong = 0  # lines dropped for being longer than maxlen
         self.lines = 0  # complete lines returned
+        self._cr = False  # the last byte was a CR: an LF right after it ends nothing more
         self._data = None
         self._pos = 0
         self._end = 0
@@ -375,8 +400,19 @@ class LineAssembler:
         self._pos = 0
         self._end = len(data) if n < 0 else n
 
+    @property
+    def pending(self):
+        """True while part of a line (or of an overlong one) waits for its line end."""
+        return self.len > 0 or self.discarding
+
+    def discard_partial(self):
+        """Forget an unfinished line (a stray byte from an earlier client, a cut-off command)."""
+        self.len = 0
+        self.discarding = False
+
     def next_line(self):
-        """The next complete line as bytes (without "\\r\\n"), or None when the queued data is used up."""
+        """The next complete line as bytes (without its line end), or None when the queued data is
+        used up."""
         data = self._data
         if data is None:
             return None
@@ -387,22 +423,25 @@ class LineAssembler:
         while i < end:
             b = data[i]
             i += 1
-            if b == 10:
+            if b == 10 or b == 13:
+                cr = self._cr
+                self._cr = b == 13
+                if b == 10 and cr:
+                    continue  # the LF of a CRLF
                 n = self.len
                 self.len = 0
                 if self.discarding:
                     self.discarding = False
                     continue
-                if n and buf[n - 1] == 13:
-                    n -= 1
                 if n == 0:
                     continue
                 self._pos = i
                 self.lines += 1
                 return bytes(buf[:n])
+            self._cr = False
             if self.discarding:
                 continue
-            if self.len >= maxlen and not (b == 13 and self.len == maxlen):
+            if self.len >= maxlen:
                 self.discarding = True
                 self.overlong += 1
                 self.len = 0
@@ -411,4 +450,3 @@ class LineAssembler:
             self.len += 1
         self._data = None
         return None
-

@@ -47,7 +47,7 @@ from vagal.pipeline import BEAT_REPORT_LAG_US, TICK_US, Pipeline
 from vagal.ticks import TICKS_MAX, ticks_diff
 
 from vagal_host.errors import VagalError
-from vagal_host.session import RECORD_TYPES, read_session
+from vagal_host.session import RECORD_TYPES, other_board, read_session
 
 GRID_MS = TICK_US // 1000  # the app updates the pacer (and the meter) every 20 ms
 MAX_INTERP_MS = 2000  # pacer lines further apart than this (lines lost): no phase in between
@@ -141,9 +141,12 @@ def _split_sessions(session):
     any_session = any(type(r) is kinds["session"] for r in session.records)
     if not any_session:
         return [("none", list(session.records), "ok", "end of file")]
+    board = None  # (board id, boot id) of the last hello
     for r in session.records:
         t = type(r)
-        if t is kinds["hello"] and r.seq == 0:
+        if t is kinds["hello"]:
+            seen, board = board, (r.board, r.boot)
+        if t is kinds["hello"] and (r.seq == 0 or other_board(seen, r)):
             if current is not None:
                 current[3] = "reboot"
                 groups.append(current)

@@ -27,8 +27,9 @@ import shutil
 import tempfile
 
 from vagal_host.errors import VagalError
+from vagal_host.outputs import check_target
 from vagal_host.progress import Progress
-from vagal_host.session import read_session
+from vagal_host.session import other_board, read_session
 
 FORMATS = ("csv", "wfdb", "kubios")
 PHASE_FULL = 1 << 24
@@ -48,6 +49,7 @@ class Part:
         self.stop_ms = None
         self.first_host_t = None
         self.cut_off = False  # the file ends mid-line here (the writer was killed): read up to it
+        self.damage = ""  # "3 damaged lines skipped at 4:12-4:13" of the file it came from, or ""
 
     def of(self, kind):
         return [r for r in self.records if type(r).__name__ == _type_name(kind)]
@@ -94,9 +96,13 @@ def split_parts(session):
     """The device sessions in a session file, in order (idle stretches without data are left out)."""
     parts = []
     cur = None
+    board = None  # (board id, boot id) of the last hello
     for r in session.records:
         name = type(r).__name__
         new = (name == "SessionState" and r.state == "start") or (name == "Hello" and r.seq == 0)
+        if name == "Hello":
+            new = new or other_board(board, r)
+            board = (r.board, r.boot)
         if cur is None or new:
             cur = Part(len(parts) + 1, joined=not new)
             cur.first_host_t = r.host_t
@@ -186,6 +192,8 @@ def load(path, which=None):
     if not parts:
         raise VagalError("%s holds no session data (no session start, beats, pacer or raw lines)" % path)
     parts[-1].cut_off = s.truncated
+    for p in parts:
+        p.damage = s.skipped_text()
     return s, parts, choose_part(parts, which)
 
 
@@ -253,14 +261,22 @@ def tables(part):
 class AtomicDir:
     """Files written into a hidden temporary directory in `target`, renamed into it only on success.
 
-    On any error the temporaries are removed, and `target` too if this created it.
+    On any error the temporaries are removed, and `target` too if this created it. Before anything
+    is renamed, every final path is checked (vagal_host.outputs.check_target): an input of the
+    command, or an existing file that is not an earlier output of the same kind (without `force`),
+    stops it with nothing replaced. `kind` is the kind of files written without path(name, kind).
     """
 
-    def __init__(self, target):
+    def __init__(self, target, inputs=(), force=False, kind=None, option="--out"):
         self.target = target
         self.created = False
         self.tmp = None
         self.names = []
+        self.inputs = inputs
+        self.force = force
+        self.kind = kind
+        self.kinds = {}
+        self.option = option
 
     def __enter__(self):
         try:
@@ -275,14 +291,27 @@ class AtomicDir:
             raise VagalError("cannot write to %s: %s" % (self.target, e.strerror or e)) from None
         return self
 
-    def path(self, name):
+    def path(self, name, kind=None):
         self.names.append(name)
+        if kind is not None:
+            self.kinds[name] = kind
         return os.path.join(self.tmp, name)
+
+    def _check(self, names):
+        for name in names:
+            check_target(os.path.join(self.target, name), self.kinds.get(name, self.kind), self.inputs,
+                         self.force, self.option)
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             try:
-                for name in os.listdir(self.tmp):
+                names = os.listdir(self.tmp)
+                try:
+                    self._check(names)
+                except VagalError:
+                    self._cleanup()
+                    raise
+                for name in names:
                     os.replace(os.path.join(self.tmp, name), os.path.join(self.target, name))
                 os.rmdir(self.tmp)
                 return False
@@ -311,14 +340,14 @@ def record_name(session_path, part, nparts):
     return stem + ("_s%d" % part.index if nparts > 1 else "")
 
 
-def write_csv(part, target_dir, base, progress):
+def write_csv(part, target_dir, base, progress, inputs=(), force=False):
     tabs = tables(part)
     written = []
-    with AtomicDir(target_dir) as out:
+    with AtomicDir(target_dir, inputs, force) as out:
         for name, (header, rows) in tabs.items():
             progress.stage("writing %s.csv" % name)
             fname = "%s_%s.csv" % (base, name)
-            with open(out.path(fname), "w", newline="") as f:
+            with open(out.path(fname, "csv:" + ",".join(header)), "w", newline="") as f:
                 f.write(",".join(header) + "\n")
                 for i, row in enumerate(rows):
                     f.write(",".join(_csv_field(v) for v in row) + "\n")
@@ -354,7 +383,7 @@ def wfdb_layout(part):
     return fs, origin, sig
 
 
-def write_wfdb(part, target_dir, base, session_path, progress):
+def write_wfdb(part, target_dir, base, session_path, progress, force=False):
     """Record `base`: the raw PPG as signal PPG (format 32, gaps invalid) when raw was streamed, else
     a header without signals at 1000 Hz; beats in `base.beat` (N, aux ibi/amp/conf), quality changes,
     pacer turns and annotations in `base.event` ('=' annotations with the text as aux note: wfdb's
@@ -382,7 +411,7 @@ def write_wfdb(part, target_dir, base, session_path, progress):
                + [sample(b.t_ms) + 1 for b in beats])
     comments = ["vagal session %s part %d" % (os.path.basename(session_path), part.index),
                 "origin_ms %d (sample 0 is this many ms from the session start)" % origin]
-    with AtomicDir(target_dir) as out:
+    with AtomicDir(target_dir, (session_path,), force, kind="wfdb") as out:
         progress.stage("writing the WFDB record")
         if sig is not None:
             wfdb.wrsamp(base, fs=fs, units=["adu"], sig_name=["PPG"], d_signal=sig.reshape(-1, 1),
@@ -407,7 +436,7 @@ def _wfdb_text(text):
     return text.encode("ascii", "replace").decode()[:250]
 
 
-def write_kubios(part, target_file, progress):
+def write_kubios(part, target_file, progress, inputs=(), force=False):
     """One RR interval per line in milliseconds (Kubios reads s or ms, one column, and tells them
     apart itself); the first beat (no interval) is left out."""
     ibis = [b.ibi_us for b in part.of("beat") if b.ibi_us > 0]
@@ -416,17 +445,22 @@ def write_kubios(part, target_file, progress):
     target_dir = os.path.dirname(os.path.abspath(target_file))
     name = os.path.basename(target_file)
     progress.stage("writing %s" % name)
-    with AtomicDir(target_dir) as out:
-        with open(out.path(name), "w") as f:
+    check_target(target_file, "kubios", inputs, force)  # before any work; checked again at the rename
+    with AtomicDir(target_dir, inputs, force) as out:
+        with open(out.path(name, "kubios"), "w") as f:
             for us in ibis:
                 f.write(_ms(us) + "\n")
     return [name]
 
 
-def export(session_path, fmt, out=None, which=None, quiet=False):
-    """Export one part of a session file; -> (chosen part, parts, directory, written file names)."""
+def export(session_path, fmt, out=None, which=None, quiet=False, force=False):
+    """Export one part of a session file; -> (chosen part, parts, directory, written file names).
+
+    Never over the session file itself, nor over a file that is not an earlier export of the same
+    kind unless `force` (vagal_host.outputs)."""
     if fmt not in FORMATS:
         raise VagalError("unknown format %r (use %s)" % (fmt, ", ".join(FORMATS)))
+    inputs = (session_path,)
     with Progress("reading %s" % os.path.basename(session_path), quiet=quiet) as progress:
         _, parts, part = load(session_path, which)
         base = record_name(session_path, part, len(parts))
@@ -437,8 +471,9 @@ def export(session_path, fmt, out=None, which=None, quiet=False):
                 target = os.path.join(out, base + "_rr.txt")
             else:
                 target = out
-            return part, parts, os.path.dirname(target) or ".", write_kubios(part, target, progress)
+            written = write_kubios(part, target, progress, inputs, force)
+            return part, parts, os.path.dirname(target) or ".", written
         target_dir = out if out is not None else (os.path.dirname(session_path) or ".")
         if fmt == "csv":
-            return part, parts, target_dir, write_csv(part, target_dir, base, progress)
-        return part, parts, target_dir, write_wfdb(part, target_dir, base, session_path, progress)
+            return part, parts, target_dir, write_csv(part, target_dir, base, progress, inputs, force)
+        return part, parts, target_dir, write_wfdb(part, target_dir, base, session_path, progress, force)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vagal.replay import Replay
 from vagal_host.errors import VagalError
+from vagal_host.outputs import check_target, unwritable
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
@@ -40,24 +41,37 @@ def micropython_binary():
     return found
 
 
-def _atomic_target(out_path):
+def _atomic_target(out_path, inputs=(), force=False):
+    """A temporary file beside out_path (renamed over it at the end), after checking that out_path
+    is neither an input nor an unrelated file (vagal_host.outputs)."""
     out_path = Path(out_path)
     parent = out_path.parent if str(out_path.parent) else Path(".")
     if not parent.is_dir():
         raise VagalError("cannot write %s: folder %s does not exist" % (out_path, parent))
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % out_path.name, suffix=".tmp", dir=parent)
+    check_target(str(out_path), "beats", inputs, force, "--beats")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % out_path.name, suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise unwritable(out_path, e) from None
     os.close(fd)
     return Path(tmp)
+
+
+def _replace(tmp, out_path):
+    try:
+        os.replace(tmp, out_path)
+    except OSError as e:
+        raise unwritable(out_path, e) from None
 
 
 CHUNK = 50000  # samples between progress updates
 
 
-def replay_cpython(samples, fs, out_path, progress=None, resolution=12):
+def replay_cpython(samples, fs, out_path, progress=None, resolution=12, inputs=(), force=False):
     """progress: a vagal_host.progress.Progress (or None) advanced in samples; resolution: the bits
-    the samples really carry (Recording.resolution)."""
+    the samples really carry (Recording.resolution); inputs: files out_path must not be."""
     num, den = rate_fraction(fs)
-    tmp = _atomic_target(out_path)
+    tmp = _atomic_target(out_path, inputs, force)
     try:
         with open(tmp, "w", newline="\n") as out:
             r = Replay(num, den, out, 0, resolution)
@@ -68,16 +82,17 @@ def replay_cpython(samples, fs, out_path, progress=None, resolution=12):
                 if progress is not None:
                     progress.advance(min(CHUNK, len(samples) - i))
             summary = r.summary(num, den)
-        os.replace(tmp, out_path)
+        _replace(tmp, out_path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return summary
 
 
-def replay_micropython(samples, fs, out_path, heapsize="256K", progress=None, resolution=12):
+def replay_micropython(samples, fs, out_path, heapsize="256K", progress=None, resolution=12, inputs=(),
+                       force=False):
     num, den = rate_fraction(fs)
-    tmp = _atomic_target(out_path)
+    tmp = _atomic_target(out_path, inputs, force)
     with tempfile.TemporaryDirectory(prefix="vagal-replay-") as d:
         inp = Path(d) / "samples.txt"
         inp.write_text("".join("%d\n" % x for x in samples))
@@ -100,7 +115,7 @@ def replay_micropython(samples, fs, out_path, heapsize="256K", progress=None, re
                         progress.stage("replaying in the MicroPython unix port")
             if proc.returncode != 0:
                 raise VagalError("MicroPython replay failed: %s" % (stderr.strip().splitlines() or ["?"])[-1])
-            os.replace(tmp, out_path)
+            _replace(tmp, out_path)
         finally:
             if tmp.exists():
                 tmp.unlink()

@@ -16,6 +16,7 @@ from vagal_host.errors import VagalError
 from vagal_host.export import AtomicDir, format_duration, load, raw_samples, record_name
 from vagal_host.hrv_report import (MIN_INTERVALS, MIN_SPECTRUM_S, NORMS_SOURCE, cleaned_intervals,
                                    poincare_pairs, spectrum, standard_hrv, table_rows)
+from vagal_host.outputs import REPORT_MARK
 from vagal_host.progress import Progress
 
 GOOD_QUALITY = ("ok",)
@@ -489,7 +490,7 @@ img{max-width:100%;border:1px solid #eee}.result{font-size:1.15em}
 td.in{background:#eef7ea}td.out{background:#fdf3e1}"""
 
 
-def build(session_path, out_dir=None, which=None, quiet=False):
+def build(session_path, out_dir=None, which=None, quiet=False, force=False):
     """Write index.html and the figures into out_dir; -> (index path, part, parts, figure names)."""
     with Progress("reading %s" % os.path.basename(session_path), total=len(FIGURES) + 1,
                   quiet=quiet) as progress:
@@ -502,11 +503,11 @@ def build(session_path, out_dir=None, which=None, quiet=False):
                                    record_name(session_path, part, len(parts)) + "_report")
         drawn = []
         sections = []
-        with AtomicDir(out_dir) as out:
+        with AtomicDir(out_dir, (session_path,), force) as out:
             for name, title, fn, text, missing in FIGURES:
                 progress.stage("drawing %s" % name)
                 fname = name + ".png"
-                ok = fn(data, out.path(fname))
+                ok = fn(data, out.path(fname, "png"))
                 progress.advance()
                 extra = _assessment_html(data) if name == "assessment" else ""
                 if ok:
@@ -531,7 +532,7 @@ def build(session_path, out_dir=None, which=None, quiet=False):
                     sections.append("<h2>%s</h2>\n%s" % (title, extra))
             progress.stage("heart rate variability")
             sections.append(_hrv_section(data, out, drawn))
-            with open(out.path("index.html"), "w", encoding="utf-8") as f:
+            with open(out.path("index.html", "html"), "w", encoding="utf-8") as f:
                 f.write(_page(session_path, session, parts, part, data, sections))
     return os.path.join(out_dir, "index.html"), part, parts, drawn
 
@@ -611,7 +612,7 @@ def _hrv_section(data, out, drawn):
                        html.escape(words)))
     rows.append("</table><p class='note'>%s</p>" % html.escape(NORMS_SOURCE))
     parts = ["<h2>%s</h2>\n<p>%s</p>" % (title, HRV_TEXT), "\n".join(rows)]
-    if fig_spectrum(data, iv, out.path("spectrum.png")):
+    if fig_spectrum(data, iv, out.path("spectrum.png", "png")):
         drawn.append("spectrum.png")
         parts.append("<p>The spectrum shows at which rates your heart rate rose and fell. Breathing at "
                      "your resonance rate makes one tall peak at that rate (the dashed line is the pacer's "
@@ -619,7 +620,7 @@ def _hrv_section(data, out, drawn):
     else:
         parts.append("<p class='missing'>The spectrum needs at least %d minutes of clean heartbeats.</p>"
                      % (MIN_SPECTRUM_S // 60))
-    if fig_poincare(iv, out.path("poincare.png")):
+    if fig_poincare(iv, out.path("poincare.png", "png")):
         drawn.append("poincare.png")
         parts.append("<p>Each dot is one interval against the next (the Poincaré plot): the width of the "
                      "cloud is SD1, its length SD2.</p><img src='poincare.png' alt='Poincare plot' "
@@ -641,7 +642,7 @@ def _part_start(session, part):
 def _page(session_path, session, parts, part, data, sections):
     start = _part_start(session, part)
     title = "Breathing session" + (" of " + start if start else "")
-    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>" + REPORT_MARK,
            "<title>%s</title><style>%s</style></head><body>" % (html.escape(title), CSS),
            "<h1>%s</h1>" % html.escape(title),
            "<p class='note'>From <code>%s</code>." % html.escape(os.path.basename(session_path))]
@@ -652,6 +653,8 @@ def _page(session_path, session, parts, part, data, sections):
                                               else ""))
     if part.joined:
         out.append(" The recording began after the session had already started.")
+    if part.damage:
+        out.append(" The file is damaged in places: %s (the rest of it is shown)." % html.escape(part.damage))
     if part.cut_off:
         out.append(" The file ends in the middle of a line, as when the recording program was stopped "
                    "abruptly: this page shows everything up to that point.")

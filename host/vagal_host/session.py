@@ -68,8 +68,16 @@ Received = collections.namedtuple("Received", "host_t line msg error")  # line: 
 
 
 def typed(host_t, msg):
-    """The typed record (Beat, Pacer, ...) of a decoded protocol Message."""
-    return RECORD_TYPES[msg.kind](host_t, msg.seq, *msg.values)
+    """The typed record (Beat, Pacer, ...) of a decoded protocol Message; None for a kind this
+    version does not know (from newer firmware: skipped, its seq counted)."""
+    t = RECORD_TYPES.get(msg.kind)
+    return None if t is None else t(host_t, msg.seq, *msg.values)
+
+
+def other_board(seen, hello):
+    """Is this Hello from another board, or another boot, than the (board, boot) seen before?
+    Then its data starts a part of its own, even when it came without a restart (seq not 0)."""
+    return seen is not None and seen != (hello.board, hello.boot)
 
 
 class LinkCounter:
@@ -131,6 +139,12 @@ class LinkCounter:
 
     def cut(self):
         self.partial += 1
+
+    def skipped(self):
+        """A damaged line of a session file: it may fill a sequence gap, like a corrupt line."""
+        if self._link is None:
+            self.connected()
+        self._bad_run += 1
 
     def overlong(self):
         self.corrupt += 1
@@ -283,6 +297,7 @@ class Session:
         self.records = []  # typed records of every decoded line, in order
         self.received = self.lost = self.corrupt = self.partial = 0
         self.truncated = False  # the last line had no newline (writer killed mid-line) and was skipped
+        self.skipped = []  # (file line number, host time near it, why) of damaged lines skipped
         self.duration = 0.0
 
     def of_kind(self, kind):
@@ -303,9 +318,66 @@ class Session:
     def mean_hr_bpm(self):
         return mean_hr_bpm(b.ibi_us for b in self.beats)
 
+    def skipped_text(self):
+        """'3 damaged lines skipped at 4:12-4:13', or '' for an undamaged file."""
+        return describe_skipped(self.skipped)
+
+
+def _time_of(raw):
+    """The host time at the start of a session-file line, or None when it has none."""
+    tab = raw.find(b"\t")
+    if tab <= 0 or tab > 20:
+        return None
+    try:
+        t = float(raw[:tab].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return t if t == t and t not in (float("inf"), float("-inf")) and t >= 0 else None
+
+
+def format_host_t(t):
+    """m:ss of host seconds since the session file started (h:mm:ss past an hour)."""
+    t = int(t)
+    if t >= 3600:
+        return "%d:%02d:%02d" % (t // 3600, t // 60 % 60, t % 60)
+    return "%d:%02d" % (t // 60, t % 60)
+
+
+def describe_skipped(skipped):
+    """'3 damaged lines skipped at 4:12-4:13, 9:01' for Session.skipped, '' when there are none."""
+    if not skipped:
+        return ""
+    ranges = []  # [first text, last text] of runs of consecutive file lines
+    prev = None
+    for lineno, t, _ in skipped:
+        text = format_host_t(t)
+        if prev is not None and lineno == prev + 1:
+            ranges[-1][1] = text
+        else:
+            ranges.append([text, text])
+        prev = lineno
+    where = []
+    for a, b in ranges:
+        item = a if a == b else "%s-%s" % (a, b)
+        if not where or where[-1] != item:
+            where.append(item)
+    more = ""
+    if len(where) > 5:
+        more = " and %d more places" % (len(where) - 5)
+        where = where[:5]
+    n = len(skipped)
+    return "%d damaged line%s skipped at %s%s" % (n, "" if n == 1 else "s", ", ".join(where), more)
+
 
 def read_session(path):
-    """Parse a session file; VagalError naming file and line if it is not a valid session file."""
+    """Parse a session file line by line; VagalError only if it is not a vagal session file at all.
+
+    Why tolerant: every received line carries its own CRC, so one damaged line (a flipped bit, a
+    non-ASCII byte, garbage inserted or appended) costs that line, not the session. Damaged lines
+    are skipped and listed in `Session.skipped` (file line number, host time near it, why);
+    describe_skipped() says how many and where. A damaged time field keeps its line (whose
+    protocol CRC still holds) at the time before it.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -316,45 +388,59 @@ def read_session(path):
     if chunks[-1]:
         s.truncated = True  # a line without its newline: the writer stopped mid-line
     chunks = chunks[:-1]
-
-    def bad(lineno, why):
-        return VagalError("%s line %d: %s" % (path, lineno, why))
-
     if not data.strip():
         raise VagalError("%s is empty: not a vagal session file" % path)
-    if not chunks or not chunks[0].startswith(MAGIC.encode()):
+    magic = MAGIC.encode()
+    first = chunks[0] if chunks else data
+    if first.startswith(magic):
+        version = first[len(magic):].strip().decode("ascii", "replace")
+        if version != str(FORMAT_VERSION) and version.isdigit():
+            raise VagalError("%s line 1: session format %r, this tool reads %d" % (path, version, FORMAT_VERSION))
+        if version == str(FORMAT_VERSION):
+            s.header["format"] = version
+    if "format" not in s.header and not _looks_like_session(chunks):
         raise VagalError("%s is not a vagal session file (line 1 should start %r)" % (path, MAGIC))
     counter = LinkCounter()
     last_t = 0.0
     in_header = True
+    times = [None] * len(chunks)  # host times, parsed once (the look-ahead below needs the next one)
     for i, raw in enumerate(chunks):
-        lineno = i + 1
+        times[i] = _time_of(raw)
+
+    def skip(i, why):
+        s.skipped.append((i + 1, last_t, why))
+        counter.skipped()
+
+    for i, raw in enumerate(chunks):
+        if i == 0 and "format" in s.header:
+            continue
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
-            raise bad(lineno, "not ASCII text") from None
+            skip(i, "not ASCII text")
+            continue
         if in_header and text.startswith("#"):
-            if lineno == 1:
-                version = text[len(MAGIC):].strip()
-                if version != str(FORMAT_VERSION):
-                    raise bad(lineno, "session format %r, this tool reads %d" % (version, FORMAT_VERSION))
-                s.header["format"] = version
+            if not text.startswith("# ") or " " not in text[2:]:
+                skip(i, "bad header line")
                 continue
-            if not text.startswith("# "):
-                raise bad(lineno, "bad header line %r" % text[:40])
             key, _, value = text[2:].partition(" ")
             s.header[key] = value
             continue
+        if i == 0:
+            skip(i, "damaged first line")
+            continue
         in_header = False
+        t = times[i]
         t_text, tab, rest = text.partition("\t")
-        if not tab:
-            raise bad(lineno, "no tab after the time field")
-        try:
-            t = float(t_text)
-        except ValueError:
-            raise bad(lineno, "bad time %r" % t_text[:20]) from None
-        if not t >= last_t - 1e-9 or t != t or t == float("inf"):
-            raise bad(lineno, "time %s goes backwards or is not finite" % t_text[:20])
+        if t is None or not tab:
+            skip(i, "no time field")
+            continue
+        if t < last_t:
+            t = last_t  # a damaged time (or a clock step): the line keeps its place in the order
+        else:
+            nxt = next((x for x in times[i + 1:i + 3] if x is not None), None)
+            if nxt is not None and last_t <= nxt < t:
+                t = last_t  # later than the next line: its time is damaged, not the rest
         last_t = t
         if rest.startswith("#"):
             name, _, detail = rest[1:].partition(" ")
@@ -362,7 +448,8 @@ def read_session(path):
                 try:
                     line = bytes.fromhex(detail)
                 except ValueError:
-                    raise bad(lineno, "bad hex in #%s record" % name) from None
+                    skip(i, "bad hex in #%s record" % name)
+                    continue
                 if name == "cut":
                     counter.cut()
                     s.lines.append(Received(t, line, None, "cut by disconnect"))
@@ -375,13 +462,33 @@ def read_session(path):
                     counter.overlong()
                 continue
             else:
-                raise bad(lineno, "unknown host event %r" % name[:20])
+                skip(i, "unknown host event")
+                continue
         else:
             line = rest.encode()
         msg, err = counter.accept(line)
         s.lines.append(Received(t, line, msg, err))
         if msg is not None:
-            s.records.append(typed(t, msg))
+            why = protocol_link.unsupported_protocol(msg)
+            if why:
+                raise VagalError("%s line %d: %s" % (path, i + 1, why))
+            record = typed(t, msg)
+            if record is not None:
+                s.records.append(record)
     s.duration = last_t
     s.received, s.lost, s.corrupt, s.partial = counter.totals()
     return s
+
+
+def _looks_like_session(chunks):
+    """A file whose first line is damaged is still a session if a line in it is a timed vagal line
+    with a good checksum."""
+    for raw in chunks[:200]:
+        tab = raw.find(b"\t")
+        if tab > 0 and _time_of(raw) is not None:
+            try:
+                protocol.decode(raw[tab + 1:])
+                return True
+            except protocol.ProtocolError:
+                pass
+    return False

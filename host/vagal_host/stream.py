@@ -19,6 +19,7 @@ import serial
 import serial.tools.list_ports
 
 import vagal
+from vagal import link as protocol_link
 from vagal import protocol
 from vagal.pacer import PHASE_ONE
 
@@ -188,6 +189,9 @@ class LiveState:
         self.quiet_err_ids = set()  # request ids whose `err` is expected from older firmware
         self.messages = 0  # valid lines decoded so far
         self.board_lost = 0  # samples the board lost to overrun (its `stats` lines), across its resets
+        self.unsupported = ""  # why the stream must stop: the board's protocol version is not ours
+        self.board = None  # (board id, boot id) of the last hello
+        self.other_board = None  # set when a hello came from another board or boot than the last
         self._lost_base = 0
         self._lost_last = 0
 
@@ -220,6 +224,11 @@ class LiveState:
         elif k == "hello":
             self.firmware = msg["fw"]
             self.fs = msg["fs"]
+            self.unsupported = protocol_link.unsupported_protocol(msg)
+            board = (msg["board"], msg["boot"])
+            if self.board is not None and board != self.board:
+                self.other_board = board  # the streamer starts a new part for it
+            self.board = board
         elif k == "session":
             self.session_state = msg["state"]
         elif k == "mode":
@@ -424,6 +433,9 @@ class Streamer:
             self.state.reconnections += 1
         self._quiet_check = (self.clock() + NO_APP_S, self.state.messages) if self.app_check else None
         self.notice("%s %s" % (event, self.path))
+        # a line end first, so a stray byte an earlier client left on the port ends as a line of
+        # its own instead of joining the first command
+        self._write(b"\n")
         # ask for the hello line (firmware version, sample rate), and tell the board today's date (it
         # has no battery clock; it dates assessment results). Older firmware answers `date` with err.
         self.command("hello")
@@ -445,11 +457,16 @@ class Streamer:
         if self.ser is None:
             return None
         self._next_id = self._next_id % 60000 + 1
-        try:
-            self.ser.write(protocol.encode_command(kind, self._next_id, *args).encode())
-        except (serial.SerialException, OSError):
+        if not self._write(protocol.encode_command(kind, self._next_id, *args).encode()):
             return None
         return self._next_id
+
+    def _write(self, data):
+        try:
+            self.ser.write(data)
+        except (serial.SerialException, OSError):
+            return False
+        return True
 
     def _disconnected(self, why):
         self.recorder.cut()
@@ -505,8 +522,24 @@ class Streamer:
                 data = b""
             if data:
                 self.recorder.feed(data)
+                if self.state.other_board is not None:
+                    self._other_board()
+                if self.state.unsupported:
+                    self.close()  # the session file keeps what came, up to that hello
+                    raise VagalError(self.state.unsupported)
             self._check_quiet()
         self.writer.tick()
+
+    def _other_board(self):
+        """A hello from a different board (or the same one restarted) on this port: say so; its
+        data is a new session part in the file (export.split_parts / analysis split there)."""
+        board, boot = self.state.other_board
+        self.state.other_board = None
+        text = "a different board (id %s, boot %s) on %s: its data starts a new session part" % (
+            board, boot, self.path)
+        self.writer.event("note", text)
+        self.state.logs.append("warn: " + text)
+        self.notice(text)
 
     def _check_quiet(self):
         """A board at the MicroPython prompt (flashed, never deployed) sends no vagal lines: say so."""

@@ -7,12 +7,15 @@ the Pico runs too, and compiling big modules from source would not fit a 100 KB 
 respawned when it exits (a watchdog or machine.reset, mpremote's soft reset), on the same pty.
 """
 
+import fcntl
 import os
 import pty
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import tty
@@ -26,6 +29,8 @@ VIRTUAL = ROOT / "host" / "virtual_board"
 FAKES = VIRTUAL / "fakes"
 BUILD = ROOT / "build" / "virtual_board"
 ADC_RAW_HZ = 1000  # the rate firmware/vagal/board.py runs the ADC at
+INPUT_QUEUE = 1024  # bytes of host input waiting for the firmware; more is dropped (and counted)
+TTY_BACKLOG = 256  # at most this many of them in the firmware's tty at once (so they stay droppable)
 
 
 def _tool(name):
@@ -90,8 +95,8 @@ class VirtualBoard:
     def __init__(self, speed=1, recording=None, column=None, fs=None, person=None, wrap_s=None,
                  heapsize="256K", settings_path=None, log_path=None, respawn=True, buttons=None,
                  script=None, env=None, rec_file=None, adc_bits=None):
-        if speed != "max" and float(speed) <= 0:
-            raise VagalError("--speed must be > 0 (or 'max')")
+        if speed != "max" and not 0 < float(speed) < float("inf"):  # nan too
+            raise VagalError("--speed must be a number > 0 (or 'max'), not %r" % (speed,))
         self.speed = speed
         self.recording = recording
         self._rec_file = rec_file  # a ready VAGALREC file (tests: a cheap looped source)
@@ -112,6 +117,7 @@ class VirtualBoard:
         self.spawns = 0
         self.exit_codes = []
         self._stopping = False
+        self._lock = threading.Lock()
         self._master = self._slave = self._a_master = self._a_slave = None
         self._thread = None
         self.port = None
@@ -134,7 +140,9 @@ class VirtualBoard:
             tty.setraw(fd)
         os.set_blocking(self._master, False)
         self.port = os.ttyname(self._slave)
-        self.dropped_bytes = 0
+        self.dropped_bytes = 0  # firmware output the host did not read in time
+        self.dropped_input_bytes = 0  # host input the firmware did not read in time
+        self.dropped_input_lines = 0
         self._spawn()
         self._relay_thread = threading.Thread(target=self._relay, daemon=True)
         self._relay_thread.start()
@@ -174,12 +182,24 @@ class VirtualBoard:
         self.spawns += 1
 
     def _relay(self):
+        """Joins the host's pty and the firmware's, never blocking in either direction.
+
+        Firmware -> host: what the host does not take is dropped (a Pico's USB CDC with no reader).
+        Host -> firmware: bytes wait in a queue of INPUT_QUEUE bytes, written as the firmware
+        reads them; what does not fit is dropped and counted (dropped_input_bytes/_lines), up to
+        the next line end so the next line arrives whole. A blocking write here would stop the
+        relay draining the firmware's output while the firmware, blocked writing its replies, stops
+        reading: each side waiting on the other for good (issue 13).
+        """
         import select
 
         a, b = self._a_master, self._master
+        os.set_blocking(a, False)
+        queue = bytearray()
+        dropping = False  # dropping the rest of a line that did not fit
         while not self._stopping:
             try:
-                r, _, _ = select.select([a, b], [], [], 0.2)
+                r, _, _ = select.select([a, b], [], [], 0.02 if queue else 0.2)
             except (OSError, ValueError):
                 return
             if a in r:
@@ -190,9 +210,7 @@ class VirtualBoard:
                 if data:
                     try:
                         n = os.write(b, data)
-                    except BlockingIOError:
-                        n = 0
-                    except OSError:
+                    except OSError:  # BlockingIOError too: the host is not reading
                         n = 0
                     self.dropped_bytes += len(data) - n
             if b in r:
@@ -202,7 +220,37 @@ class VirtualBoard:
                     data = b""
                     time.sleep(0.05)  # no host has the port open
                 if data:
-                    os.write(a, data)
+                    if dropping:
+                        end = data.find(b"\n")
+                        self._drop_input(data if end < 0 else data[:end + 1])
+                        data = b"" if end < 0 else data[end + 1:]
+                        dropping = end < 0
+                    room = INPUT_QUEUE - len(queue)
+                    if len(data) > room:
+                        self._drop_input(data[room:])
+                        dropping = not data.endswith(b"\n")
+                        data = data[:room]
+                    queue += data
+            room = TTY_BACKLOG - self._firmware_unread()
+            if queue and room > 0:
+                try:
+                    n = os.write(a, queue[:room])
+                except BlockingIOError:
+                    n = 0
+                except OSError:
+                    n = len(queue)  # the firmware is gone (respawning): its input goes with it
+                del queue[:n]
+
+    def _firmware_unread(self):
+        """Bytes written to the firmware's stdin that it has not read yet (its tty's input queue)."""
+        try:
+            return struct.unpack("i", fcntl.ioctl(self._a_slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except (OSError, TypeError):
+            return 0
+
+    def _drop_input(self, data):
+        self.dropped_input_bytes += len(data)
+        self.dropped_input_lines += data.count(b"\n")
 
     def _watch(self):
         while not self._stopping:
@@ -211,11 +259,13 @@ class VirtualBoard:
                 break
             self.exit_codes.append(code)
             time.sleep(0.2)
-            if not self._stopping:
-                self._spawn()
+            with self._lock:  # stop() cannot slip in between the check and the spawn
+                if not self._stopping:
+                    self._spawn()
 
     def stop(self):
-        self._stopping = True
+        with self._lock:
+            self._stopping = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

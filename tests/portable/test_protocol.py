@@ -84,14 +84,53 @@ def test_garbage_is_rejected_with_a_reason():
         reason = _raises(P.decode, line)
         assert reason is not None and word in reason, (line, reason)
     # well-formed checksums around wrong content
-    for body, word in (("nosuch 1 2", "unknown message"), ("beat 1 2 3 4", "missing field"),
-                       ("beat 1 2 3 4 5 6", "extra"), ("beat 1 2 x 4 5", "not an integer"),
+    for body, word in (("beat 1 2 3 4", "missing field"), ("1 2", "unknown message"),
+                       (" 1 2", "unknown message"), ("beat 1 2 x 4 5", "not an integer"),
                        ("beat 1 2 99999999999 4 5", "integer"), ("beat 1 2 1073741824 4 5", "range"),
                        ("beat 70000 2 3 4 5", "sequence"), ("beat", "sequence"),
                        ("beat 1 2 3  5", "empty field"), ("raw 1 2 250 1 x", "not an integer")):
         line = "%s*%04X" % (body, P.crc16(body))
         reason = _raises(P.decode, line)
         assert reason is not None and word in reason, (body, reason)
+
+
+def _line(body):
+    return "%s*%04X" % (body, P.crc16(body))
+
+
+def test_a_device_line_from_newer_firmware_is_read_as_far_as_known():
+    """Versioning (docs/protocol.md): an unknown kind decodes with its seq and no fields (the host
+    skips it but counts it), extra trailing fields are ignored."""
+    m = P.decode(_line("heartbeat_v9 17 1 2 3 some text"))
+    assert m.kind == "heartbeat_v9" and m.seq == 17 and m.values == () and m.names == ()
+    m = P.decode(_line("beat 5 1000 850000 1200 95 42 new_token"))
+    assert m.kind == "beat" and m.values == (1000, 850000, 1200, 95)
+    m = P.decode(_line("hrv 6 1000 721 42000 51000 14 7"))
+    assert m["count"] == 14
+    stats = link.LinkStats()
+    for seq, body in ((0, "hello 0 0.1.0 1 250 pico"), (1, "future 1 x"), (2, "beat 2 1 2 3 4 5 6")):
+        assert stats.accept(_line(body)) is not None, body
+    assert (stats.received, stats.lost, stats.corrupt) == (3, 0, 0)
+
+
+def test_a_missing_optional_field_takes_its_default():
+    saved_m, saved_o = P.MESSAGES, P.OPTIONAL
+    try:
+        P.MESSAGES = saved_m + ("probe iisi t_ms n word extra",)
+        P.OPTIONAL = saved_o + ("probe word -", "probe extra -1")
+        assert P.decode(_line("probe 1 5 6")).values == (5, 6, "-", -1)
+        assert P.decode(_line("probe 1 5 6 w")).values == (5, 6, "w", -1)
+        assert P.decode(_line("probe 1 5 6 w 9")).values == (5, 6, "w", 9)
+        reason = _raises(P.decode, _line("probe 1 5"))
+        assert reason is not None and "missing field n" in reason
+    finally:
+        P.MESSAGES, P.OPTIONAL = saved_m, saved_o
+    for s in P.OPTIONAL:  # every optional field is a field of its kind, with a default of its type
+        kind, field, default = s.split(" ")
+        names = dict(link.fields(kind))
+        assert field in names, s
+        if names[field] == "i":
+            int(default)
 
 
 def test_commands_reject_bad_lines_and_find_the_request_id():
@@ -145,7 +184,7 @@ def test_link_stats_count_lost_and_corrupt_lines():
     assert "checksum" in stats.last_error
     assert stats.received == len(lines) - len(dropped) - 1
     # a restarted device says hello with seq 0: no false gap
-    stats.accept(P.encode("hello", 0, "0.1.0", 1, 250, "pico"))
+    stats.accept(P.encode("hello", 0, "0.1.0", 1, 250, "pico", "-"))
     stats.accept(P.encode("log", 1, "info", "x"))
     assert stats.lost == len(dropped) + 1
 

@@ -19,6 +19,9 @@ def add_arguments(p):
     p.add_argument("--part", metavar="N",
                    help="which session inside the file, 1 = first (default: the longest)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing files even when they are not earlier vagal export output "
+                        "(never the input)")
 
 
 def parse_part(text):
@@ -37,10 +40,12 @@ def run(args):
     from vagal_host.export import export
 
     part, parts, directory, written = export(args.session, args.format, args.out,
-                                             parse_part(args.part), args.quiet)
+                                             parse_part(args.part), args.quiet, args.force)
     which = part.describe()
     if len(parts) > 1:
         which += "; the file holds %d sessions%s" % (
             len(parts), ", this is the longest (choose with --part)" if args.part is None else "")
+    if part.damage:
+        which += "; the file is damaged: " + part.damage
     print("exported %s to %s: %s" % (which, directory, ", ".join(written)))
     return 0

@@ -10,6 +10,7 @@ import os
 import tempfile
 
 from vagal_host.errors import VagalError
+from vagal_host.outputs import check_target
 
 NAME = "resonance"
 HELP = "re-analyse a recorded session: per-breath and per-rate tables, PNG plots of HR vs the pacer"
@@ -19,6 +20,9 @@ def add_arguments(p):
     p.add_argument("session", metavar="SESSION", help="a session file written by vagal stream/demo")
     p.add_argument("--out", metavar="DIR",
                    help="folder for the PNGs (created if missing; default: beside the session file)")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing files even when they are not earlier vagal resonance output "
+                        "(never the input)")
 
 
 def _fmt(v, spec):
@@ -168,7 +172,7 @@ def _plot_rates(plt, a, title):
     return fig
 
 
-def write_plots(analyses, directory, stem):
+def write_plots(analyses, directory, stem, inputs=(), force=False):
     """Render every figure to a temporary file first; rename them into place only when all worked."""
     import matplotlib
 
@@ -187,6 +191,7 @@ def write_plots(analyses, directory, stem):
             title = "%s session %d" % (stem, a.index + 1)
             for kind, plot in (("hr", _plot_hr), ("swing", _plot_swing), ("rates", _plot_rates)):
                 final = os.path.join(directory, "%s-s%d-%s.png" % (stem, a.index + 1, kind))
+                check_target(final, "png", inputs, force)
                 fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(final), suffix=".tmp",
                                            dir=directory)
                 os.close(fd)
@@ -218,6 +223,6 @@ def run(args):
     for a in analyses:
         print("\n".join(report_lines(a)))
         print()
-    written = write_plots(analyses, directory, stem)
+    written = write_plots(analyses, directory, stem, (args.session,), args.force)
     print("wrote %d plots: %s" % (len(written), ", ".join(written)))
     return 0

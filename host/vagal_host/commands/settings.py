@@ -66,8 +66,11 @@ class BoardCommands:
 
         self.next_id += 1
         rid = self.next_id
+        # before the first command a line end, so a stray byte an earlier client left on the port
+        # (Ctrl-C, half a command) makes a line of its own, not part of this one
+        line = (b"\n" if rid == 1 else b"") + protocol.encode_command(kind, rid, *args).encode()
         try:
-            self.ser.write(protocol.encode_command(kind, rid, *args).encode())
+            self.ser.write(line)
         except (serial.SerialException, OSError) as e:
             raise VagalError("cannot write to %s: %s" % (self.path, e)) from None
         data = []

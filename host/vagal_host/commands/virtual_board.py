@@ -1,7 +1,9 @@
 """`vagal virtual-board`: run the firmware as a virtual Pico on a pseudo-terminal until Ctrl-C."""
 
+import signal
 import time
 
+from vagal_host.commands.demo import _number
 from vagal_host.errors import VagalError
 from vagal_host.recording import ADC_BITS
 from vagal_host.virtual import VirtualBoard, person_spec
@@ -22,7 +24,7 @@ def add_arguments(p):
     p.add_argument("--hr", type=float, default=65.0, metavar="BPM", help="person's mean heart rate, bpm")
     p.add_argument("--adherence", type=float, default=0.9, metavar="A", help="how closely the person follows the pacer, 0..1")
     p.add_argument("--seed", type=int, default=1, metavar="N", help="person's random seed")
-    p.add_argument("--duration", type=float, metavar="S",
+    p.add_argument("--duration", metavar="S",
                    help="stop after S real (wall-clock) seconds (default: until Ctrl-C)")
     p.add_argument("--press", metavar="T[:HOLD],...",
                    help="press the button at virtual second T for HOLD s (default 0.2: a short press; "
@@ -59,11 +61,8 @@ def run(args):
         raise VagalError("--adherence %g outside 0..1" % args.adherence)
     speed = args.speed
     if speed != "max":
-        try:
-            if float(speed) <= 0:
-                raise ValueError
-        except ValueError:
-            raise VagalError("--speed must be a positive number or 'max', got %r" % speed)
+        speed = _number("--speed", speed, positive=True)  # as `vagal demo`: no nan, inf or <= 0
+    duration = _number("--duration", args.duration, positive=True) if args.duration is not None else None
     if (args.column or args.fs is not None or args.adc_bits) and not args.recording:
         raise VagalError("--%s needs --recording (it describes the recording's signal)"
                          % ("column" if args.column else "fs" if args.fs is not None else "adc-bits"))
@@ -72,15 +71,43 @@ def run(args):
                          adc_bits=args.adc_bits,
                          person=person_spec(args.seed, args.hr, args.resonance, args.adherence),
                          buttons=buttons)
-    with board:
+    # SIGTERM and SIGHUP end it like Ctrl-C, so the board's MicroPython process (in a session of its
+    # own, out of reach of the terminal's signals) is always stopped with it
+    old = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    reported = 0
+    try:
+        board.start()
         print(board.port, flush=True)  # first line alone, so a script can read the path
         print("virtual board log: %s" % board.log_path, flush=True)
         print("next, in another terminal: vagal stream --port %s   (Ctrl-C here stops the board)"
               % board.port, flush=True)
         t0 = time.monotonic()
-        try:
-            while args.duration is None or time.monotonic() - t0 < args.duration:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+        while duration is None or time.monotonic() - t0 < duration:
+            time.sleep(0.2)
+            reported = _report_dropped(board, reported)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig in old:
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        board.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    _report_dropped(board, reported)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _report_dropped(board, reported):
+    """Say (once a second at most, and at the end) how many command lines the board dropped."""
+    n = getattr(board, "dropped_input_lines", 0)
+    now = time.monotonic()
+    if n != reported and now >= getattr(board, "_dropped_said_at", 0) + 1.0:
+        board._dropped_said_at = now
+        print("the virtual board dropped %d command lines (%d bytes) so far: more came than its firmware "
+              "could read" % (n, board.dropped_input_bytes), flush=True)
+        return n
+    return reported

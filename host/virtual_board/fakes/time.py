@@ -43,7 +43,7 @@ def _env(name, default):
 _speed_s = _env("VAGAL_VIRTUAL_SPEED", "1")
 MAX = _speed_s == "max"
 SPEED = 0 if MAX else float(_speed_s)
-if not MAX and SPEED <= 0:
+if not MAX and not 0 < SPEED < float("inf"):  # nan too
     raise ValueError("VAGAL_VIRTUAL_SPEED must be > 0 or 'max', got %r" % _speed_s)
 _wrap = _env("VAGAL_VIRTUAL_WRAP_S", "")
 if _wrap:
