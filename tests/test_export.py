@@ -16,13 +16,13 @@ from vagal_host.session import SessionWriter
 FS = 250
 CSV_HEADERS = {
     "raw": "t_s,x",
-    "beats": "t_s,ibi_ms,hr_bpm,amp,conf",
+    "beats": "time_s,ibi_ms,amplitude,confidence,accepted",  # vagal replay's beats columns
     "quality": "t_s,state",
-    "pacer": "t_s,rate_bpm,phase,dir,led",
+    "pacer": "t_s,rate_brpm,phase,dir,led",
     "hrv": "t_s,hr_bpm,rmssd_ms,sdnn_ms,count",
-    "breaths": "t_s,valid,swing_bpm,fit_bpm,phase_deg,hr_bpm,rate_bpm",
+    "breaths": "t_s,valid,swing_bpm,fit_bpm,phase_deg,hr_bpm,rate_brpm",
     "coherence": "t_s,ratio,peak_hz",
-    "assessment": "t_s,rate_bpm,breaths,swing_bpm,fit_bpm,phase_deg,coherence",
+    "assessment": "t_s,rate_brpm,breaths,swing_bpm,fit_bpm,phase_deg,coherence",
     "annotations": "t_s,source,text",
 }
 
@@ -172,15 +172,20 @@ def test_csv_tables_have_documented_columns_and_every_record(tmp_path, capsys):
             assert f.readline().strip() == header
     beats = (out / "walk_beats.csv").read_text().splitlines()[1:]
     assert len(beats) == len(truth["beats"])
-    for line, (t_ms, ibi_us, amp, conf) in zip(beats, truth["beats"]):
-        t_s, ibi_ms, hr, a, c = line.split(",")
+    from vagal.replay import HEADER
+
+    assert HEADER.strip() == CSV_HEADERS["beats"]  # one beats-CSV schema for replay and export
+    from vagal_host.export import load
+    from vagal_host.hrv_report import beat_verdicts
+
+    verdicts = beat_verdicts(load(str(path), None)[2])
+    for line, (t_ms, ibi_us, amp, conf), ok in zip(beats, truth["beats"], verdicts):
+        t_s, ibi_ms, a, c, accepted = line.split(",")
         assert abs(float(t_s) - t_ms / 1000.0) < 1e-9
-        if ibi_us:
-            assert abs(float(ibi_ms) * 1000 - ibi_us) < 1e-6
-            assert abs(float(hr) - 60e6 / ibi_us) < 0.01
-        else:
-            assert ibi_ms == "" and hr == ""
+        assert abs(float(ibi_ms) * 1000 - ibi_us) < 1e-6  # 0.000 for a beat without an interval
         assert (int(a), int(c)) == (amp, conf)
+        assert accepted == ("1" if ok else "0")
+    assert "1" in [b.split(",")[4] for b in beats]
     raw = (out / "walk_raw.csv").read_text().splitlines()[1:]
     assert len(raw) == len(truth["raw"])
     got = {int(round(float(t) * 1000)): int(x) for t, x in (r.split(",") for r in raw)}
@@ -298,16 +303,20 @@ def test_wfdb_failure_mid_write_leaves_nothing(tmp_path, capsys, monkeypatch):
 
 # ---- Kubios
 
-def test_kubios_text_parses_back_to_the_intervals(tmp_path, capsys):
+def test_kubios_text_round_trips_to_the_beat_times_gaps_included(tmp_path, capsys):
+    """Issue 17 item 8: the intervals, summed from the first beat, give every beat's session time
+    within 1 ms, a lost pulse (the beat after it has no interval) included as one long interval."""
     path = tmp_path / "k.vagal"
     built = build_session(path, gap=(20, 25), raw=False)
+    beats = built.parts[0]["beats"]  # those whose lines reached the file (the link was down 20-25 s)
+    assert built.parts[0]["lost_beats"]
     out = tmp_path / "rr.txt"
     assert run_cli(["export", str(path), "--format", "kubios", "--out", str(out), "--quiet"], capsys)[0] == 0
     values = [float(x) for x in out.read_text().split()]
-    want = [b[1] for b in built.parts[0]["beats"] if b[1] > 0]
-    assert len(values) == len(want)
-    assert all(abs(v * 1000 - us) < 1e-6 for v, us in zip(values, want))
-    assert all(300 < v < 2000 for v in values)  # milliseconds, one per line
+    times = [beats[0][0] + sum(values[:k]) for k in range(len(values) + 1)]
+    assert len(times) == len(beats)
+    assert max(abs(t - b[0]) for t, b in zip(times, beats)) < 1.0  # ms
+    assert all(v > 300 for v in values)  # milliseconds, one per line
     assert files_in(tmp_path) == sorted(["k.vagal", "rr.txt"])
     # a directory as --out: the default name inside it
     d = tmp_path / "dir"
@@ -394,3 +403,45 @@ def test_a_session_still_running_at_the_end_of_the_file_is_described_in_plain_wo
     path.write_text("".join(l for l in text if "\tsession " not in l or " stop " not in l))
     status, stdout, _ = run_cli(["export", str(path), "--format", "csv", "--out", str(tmp_path / "o")], capsys)
     assert status == 0 and "(40 s, still running when the recording ended)" in stdout, stdout
+
+
+def test_exports_mark_rejected_beats_keep_gaps_and_name_outputs_as_given(tmp_path, capsys, monkeypatch):
+    """Issue 17 item 8: WFDB labels a beat the cleaner rejected as an artefact ('|'); a beat without an
+    interval (the first after a lost pulse) is one long Kubios interval, times kept; csv refuses a
+    file-like --out; a Kubios name without an extension gets .txt."""
+    import collections
+
+    import wfdb
+
+    from vagal_host import export as export_mod
+
+    path = tmp_path / "m.vagal"
+    build_session(path, raw=False)
+    verdicts = export_mod.beat_verdicts(export_mod.load(str(path), None)[2])
+    fake = list(verdicts)
+    fake[5] = False
+    monkeypatch.setattr(export_mod, "beat_verdicts", lambda part: fake)
+    out = tmp_path / "wf"
+    assert run_cli(["export", str(path), "--format", "wfdb", "--out", str(out), "--quiet"], capsys)[0] == 0
+    symbols = list(wfdb.rdann(str(out / "m"), "beat").symbol)
+    assert symbols[5] == "|" and symbols.count("|") == 1 + sum(1 for v in verdicts if v is False)
+    Beat = collections.namedtuple("Beat", "t_ms ibi_us amp conf")
+
+    class P:
+        def __init__(self, beats):
+            self.beats = beats
+
+        def of(self, kind):
+            return self.beats
+
+    beats = [Beat(1000, 0, 1, 1), Beat(1900, 900000, 1, 1), Beat(2801, 901000, 1, 1),
+             Beat(9950, 0, 1, 1), Beat(10850, 899600, 1, 1)]  # the pulse lost 2.8-9.9 s
+    rr = export_mod.kubios_intervals(P(beats))
+    times = [1000 + sum(rr[:k]) / 1000.0 for k in range(len(rr) + 1)]
+    assert len(rr) == 4 and max(abs(t - b.t_ms) for t, b in zip(times, beats)) < 1.0
+    assert rr[2] == 7149000  # the gap: one long interval
+    status, _, err = run_cli(["export", str(path), "--format", "csv", "--out", str(tmp_path / "x.txt")], capsys)
+    assert status == 2 and "looks like a file" in err and not (tmp_path / "x.txt").exists()
+    assert run_cli(["export", str(path), "--format", "kubios", "--out", str(tmp_path / "rr"), "--quiet"],
+                   capsys)[0] == 0
+    assert (tmp_path / "rr.txt").is_file() and not (tmp_path / "rr").exists()

@@ -11,13 +11,15 @@ bad input found late) leaves the target as it was.
 CSV layout (one file per table, all always written, header row, times `t_s` in seconds from the
 session start; see docs/report.md):
   raw.csv        t_s, x                               every raw ADC sample (read_u16 scale)
-  beats.csv      t_s, ibi_ms, hr_bpm, amp, conf       ibi_ms empty for the first beat
+  beats.csv      time_s, ibi_ms, amplitude, confidence, accepted   vagal replay's beats columns;
+                 ibi_ms 0.000 without an interval, accepted 1 when the device's cleaner kept it
   quality.csv    t_s, state                           signal-quality changes
-  pacer.csv      t_s, rate_bpm, phase, dir, led       phase 0..1 of the breath, inhale first
+  pacer.csv      t_s, rate_brpm, phase, dir, led      phase 0..1 of the breath, inhale first
   hrv.csv        t_s, hr_bpm, rmssd_ms, sdnn_ms, count
-  breaths.csv    t_s, valid, swing_bpm, fit_bpm, phase_deg, hr_bpm, rate_bpm
+  breaths.csv    t_s, valid, swing_bpm, fit_bpm, phase_deg, hr_bpm, rate_brpm
   coherence.csv  t_s, ratio, peak_hz                  ratio empty when the device had too little data
-  assessment.csv t_s, rate_bpm, breaths, swing_bpm, fit_bpm, phase_deg, coherence
+  assessment.csv t_s, rate_brpm, breaths, swing_bpm, fit_bpm, phase_deg, coherence
+Units: bpm is beats per minute (heart rate, swing), brpm breaths per minute (the pacer).
   annotations.csv t_s, source, text                   session/mode/assessment/device/host events
 """
 
@@ -26,7 +28,10 @@ import re
 import shutil
 import tempfile
 
+from vagal.replay import HEADER as _REPLAY_HEADER
+
 from vagal_host.errors import VagalError
+from vagal_host.hrv_report import beat_verdicts
 from vagal_host.outputs import check_target
 from vagal_host.progress import Progress
 from vagal_host.session import other_board, read_session
@@ -35,6 +40,8 @@ FORMATS = ("csv", "wfdb", "kubios")
 PHASE_FULL = 1 << 24
 WFDB_INVALID_32 = -(1 << 31)  # WFDB format 32's "no sample here" value (read back as NaN)
 NO_RAW_FS = 1000  # annotation-only WFDB record: ms resolution for beat times
+WFDB_ARTEFACT = "|"  # WFDB's "isolated QRS-like artifact": a beat whose interval the cleaner rejected
+BEATS_COLUMNS = tuple(_REPLAY_HEADER.strip().split(","))  # time_s, ibi_ms, amplitude, confidence, accepted
 
 
 class Part:
@@ -231,24 +238,24 @@ def tables(part):
     raw, _ = raw_samples(part)
     t = {}
     t["raw"] = (("t_s", "x"), [("%.4f" % (ms / 1000.0), str(x)) for ms, x in raw])
-    t["beats"] = (("t_s", "ibi_ms", "hr_bpm", "amp", "conf"),
-                  [(_ts(b.t_ms), _ms(b.ibi_us) if b.ibi_us > 0 else "",
-                    "%.2f" % (60e6 / b.ibi_us) if b.ibi_us > 0 else "", str(b.amp), str(b.conf))
-                   for b in part.of("beat")])
+    t["beats"] = (BEATS_COLUMNS,  # vagal replay's beats file, the same columns
+                  [(_ts(b.t_ms), _ms(b.ibi_us) if b.ibi_us > 0 else "0.000", str(b.amp), str(b.conf),
+                    "1" if ok else "0")
+                   for b, ok in zip(part.of("beat"), beat_verdicts(part))])
     t["quality"] = (("t_s", "state"), [(_ts(q.t_ms), q.state) for q in part.of("quality")])
-    t["pacer"] = (("t_s", "rate_bpm", "phase", "dir", "led"),
+    t["pacer"] = (("t_s", "rate_brpm", "phase", "dir", "led"),
                   [(_ts(p.t_ms), "%.3f" % (p.rate_mbpm / 1000.0), "%.6f" % (p.phase / PHASE_FULL), p.dir,
                     str(p.led)) for p in part.of("pacer")])
     t["hrv"] = (("t_s", "hr_bpm", "rmssd_ms", "sdnn_ms", "count"),
                 [(_ts(h.t_ms), _x10(h.hr_x10), _ms(h.rmssd_us), _ms(h.sdnn_us), str(h.count))
                  for h in part.of("hrv")])
-    t["breaths"] = (("t_s", "valid", "swing_bpm", "fit_bpm", "phase_deg", "hr_bpm", "rate_bpm"),
+    t["breaths"] = (("t_s", "valid", "swing_bpm", "fit_bpm", "phase_deg", "hr_bpm", "rate_brpm"),
                     [(_ts(b.t_ms), str(b.valid), _x10(b.swing_x10), _x10(b.fit_x10), str(b.phase_deg),
                       _x10(b.hr_x10), "%.3f" % (b.rate_mbpm / 1000.0)) for b in part.of("breath")])
     t["coherence"] = (("t_s", "ratio", "peak_hz"),
                       [(_ts(c.t_ms), "%.2f" % (c.ratio_x100 / 100.0) if c.ratio_x100 >= 0 else "",
                         "%.3f" % (c.peak_mhz / 1000.0)) for c in part.of("coherence")])
-    t["assessment"] = (("t_s", "rate_bpm", "breaths", "swing_bpm", "fit_bpm", "phase_deg", "coherence"),
+    t["assessment"] = (("t_s", "rate_brpm", "breaths", "swing_bpm", "fit_bpm", "phase_deg", "coherence"),
                        [(_ts(a.t_ms), "%.3f" % (a.rate_mbpm / 1000.0), str(a.breaths), _x10(a.swing_x10),
                          _x10(a.fit_x10), str(a.phase_deg),
                          "%.2f" % (a.coherence_x100 / 100.0) if a.coherence_x100 >= 0 else "")
@@ -422,7 +429,9 @@ def write_wfdb(part, target_dir, base, session_path, progress, force=False):
                 f.write("".join("# %s\n" % c for c in comments))
         progress.stage("writing the annotations")
         if beats:
-            wfdb.wrann(base, "beat", np.array([sample(b.t_ms) for b in beats]), symbol=["N"] * len(beats),
+            verdicts = beat_verdicts(part)  # a beat whose interval the device's cleaner rejected is an artefact
+            wfdb.wrann(base, "beat", np.array([sample(b.t_ms) for b in beats]),
+                       symbol=[WFDB_ARTEFACT if ok is False else "N" for ok in verdicts],
                        aux_note=["ibi_us=%d amp=%d conf=%d" % (b.ibi_us, b.amp, b.conf) for b in beats],
                        fs=fs, write_dir=out.tmp)
         if ev:
@@ -436,10 +445,39 @@ def _wfdb_text(text):
     return text.encode("ascii", "replace").decode()[:250]
 
 
+def kubios_intervals(part):
+    """RR intervals (us) whose running sum from the first beat gives every later beat's time.
+
+    Each is the device's own interval, except where it does not join this beat to the one before in
+    the file: the device had none (the first beat after a lost pulse) or beats between were lost on
+    the link. There it is the time since the beat before, less what the sum already drifted: one long
+    interval that Kubios' artefact correction marks, so the file's time axis stays on the session's
+    (left out, the intervals summed short of the beats' span by the gaps' length)."""
+    beats = part.of("beat")
+    out = []
+    if not beats:
+        return out
+    t0_us = beats[0].t_ms * 1000
+    total = 0  # us since the first beat, as the file's reader will sum it
+    prev_ms = beats[0].t_ms
+    for b in beats[1:]:
+        span_us = (b.t_ms - prev_ms) * 1000
+        prev_ms = b.t_ms
+        if b.ibi_us > 0 and abs(b.ibi_us - span_us) <= 1500:  # times are whole ms: 1 ms each end
+            ibi = b.ibi_us
+        else:
+            ibi = b.t_ms * 1000 - t0_us - total
+        if ibi <= 0:
+            continue  # two beats on one millisecond: nothing a reader could place
+        out.append(ibi)
+        total += ibi
+    return out
+
+
 def write_kubios(part, target_file, progress, inputs=(), force=False):
     """One RR interval per line in milliseconds (Kubios reads s or ms, one column, and tells them
-    apart itself); the first beat (no interval) is left out."""
-    ibis = [b.ibi_us for b in part.of("beat") if b.ibi_us > 0]
+    apart itself), kubios_intervals: the first beat has none; a gap is one long interval."""
+    ibis = kubios_intervals(part)
     if not ibis:
         raise VagalError("no beat intervals in %s: nothing to export for Kubios" % part.describe())
     target_dir = os.path.dirname(os.path.abspath(target_file))
@@ -469,11 +507,17 @@ def export(session_path, fmt, out=None, which=None, quiet=False, force=False):
                 target = os.path.join(os.path.dirname(session_path), base + "_rr.txt")
             elif os.path.isdir(out) or out.endswith(os.sep):
                 target = os.path.join(out, base + "_rr.txt")
+            elif not os.path.splitext(out)[1]:
+                target = out + ".txt"  # Kubios lists .txt files; the printed path says where it went
             else:
                 target = out
             written = write_kubios(part, target, progress, inputs, force)
             return part, parts, os.path.dirname(target) or ".", written
         target_dir = out if out is not None else (os.path.dirname(session_path) or ".")
+        if out is not None and not os.path.isdir(out) and os.path.splitext(out.rstrip(os.sep))[1].lower() in (
+                ".txt", ".csv", ".dat", ".hea", ".tsv", ".json", ".vagal"):
+            raise VagalError("--out %s looks like a file, but %s writes several files: give a folder "
+                             "(created if missing)" % (out, fmt))
         if fmt == "csv":
             return part, parts, target_dir, write_csv(part, target_dir, base, progress, inputs, force)
         return part, parts, target_dir, write_wfdb(part, target_dir, base, session_path, progress, force)

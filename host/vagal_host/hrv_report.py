@@ -37,25 +37,36 @@ NORMS_SOURCE = ("Typical at rest: healthy adults, 5-minute recordings (Nunan et 
                 "point of the exercise, not a warning sign.")
 
 
-def cleaned_intervals(part):
-    """The part's beat and quality lines through vagal.pipeline.Pipeline, as the device feeds them;
-    -> Intervals(t_s, ibi_ms of accepted intervals (each ending at t_s), rejected [(t_s, ibi_ms)])."""
+def beat_verdicts(part):
+    """HRV's verdict on each of the part's beats (part.of("beat") order), fed through
+    vagal.pipeline.Pipeline with the quality lines as the device feeds them: True (its interval was
+    accepted), False (rejected: a missed or extra beat) or None (no interval: the first beat, or the
+    first after a gap)."""
     from vagal.pipeline import Pipeline
     from vagal.ticks import TICKS_MAX
 
     pipe = Pipeline()
-    t_s, ibi_ms, rejected = [], [], []
+    out = []
     for r in part.records:
         name = type(r).__name__
         if name == "Quality":
             pipe.signal(r.state == "ok")
         elif name == "Beat":
-            tick = (r.t_ms * 1000) & TICKS_MAX
-            if pipe.beat(tick, r.ibi_us):
-                t_s.append(r.t_ms / 1000.0)
-                ibi_ms.append(r.ibi_us / 1000.0)
-            elif r.ibi_us > 0:
-                rejected.append((r.t_ms / 1000.0, r.ibi_us / 1000.0))
+            ok = pipe.beat((r.t_ms * 1000) & TICKS_MAX, r.ibi_us)
+            out.append(ok if r.ibi_us > 0 else None)
+    return out
+
+
+def cleaned_intervals(part):
+    """-> Intervals(t_s, ibi_ms of the accepted intervals (each ending at t_s), rejected
+    [(t_s, ibi_ms)]), from beat_verdicts."""
+    t_s, ibi_ms, rejected = [], [], []
+    for b, ok in zip(part.of("beat"), beat_verdicts(part)):
+        if ok:
+            t_s.append(b.t_ms / 1000.0)
+            ibi_ms.append(b.ibi_us / 1000.0)
+        elif ok is False:
+            rejected.append((b.t_ms / 1000.0, b.ibi_us / 1000.0))
     return Intervals(t_s, ibi_ms, rejected)
 
 
