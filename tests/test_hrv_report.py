@@ -23,6 +23,9 @@ class _Part:
     def __init__(self, records):
         self.records = records
 
+    def of(self, kind):
+        return [r for r in self.records if type(r).__name__.lower() == kind]
+
 
 def _beats(ibis_ms, t0_ms=1000):
     out = [Beat(t0_ms, 0, 1000, 90)]
