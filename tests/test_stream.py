@@ -1,6 +1,7 @@
 """vagal stream against real pseudo-terminals whose writer is a child process, like a board on USB."""
 
 import io
+import math
 import os
 import pty
 import re
@@ -592,3 +593,42 @@ def test_a_port_held_by_another_stream_is_named_as_busy(tmp_path):
     finally:
         w.kill()
     assert not (tmp_path / "two.vagal").exists()
+
+
+def test_live_view_shows_the_sensor_signal_keys_steer_the_board_and_outliers_keep_the_scale(tmp_path):
+    """Issue 17 item 5: --signal asks the board for raw samples (off again at the end) and the view
+    draws them with the pulse size; + / - and m send the pace rate and the next mode; one outlier
+    does not flatten the HR trend; a beat without an interval mid-session reads 'after a gap'."""
+    from rich.console import Console
+
+    master, slave, path = _board_pty()
+    os.set_blocking(master, False)
+    try:
+        st = Streamer(path, str(tmp_path / "k.vagal"), err=io.StringIO(), signal=True)
+        cmds = _read_commands(master, 4)
+        assert [c.kind for c in cmds] == ["hello", "date", "status", "raw"] and cmds[3]["state"] == "on"
+        st.state.update(protocol.decode(lines(0, [("mode", 100, "practice", "host")])[0]))
+        st.state.rate_mbpm = 5500
+        assert "5.6 breaths/min" in st.key("+") and "m changes mode" in st.key("+")
+        assert st.key("-").startswith("pace rate 5.6")
+        assert st.key("m") == "mode assess" and st.key("x") is None
+        sent = _read_commands(master, 4)
+        assert [(c.kind, c.values[0]) for c in sent] == [("set", "rate_mbpm=5600"), ("set", "rate_mbpm=5700"),
+                                                       ("set", "rate_mbpm=5600"), ("mode", "assess")]
+        st.close()
+        assert _read_commands(master, 1)[-1].kind == "raw"  # raw off on the way out
+    finally:
+        os.close(master)
+        os.close(slave)
+    state = _state_with_data()
+    x = [30000 + int(8000 * math.sin(2 * math.pi * k / 250.0)) for k in range(1000)]
+    for k in range(0, 1000, 10):
+        state.update(protocol.decode(lines(0, [("raw", k * 4, 250, x[k:k + 10])])[0]))
+    state.update(protocol.decode(lines(0, [("beat", 99000, 0, 7000, 80)])[0]))  # after a lost pulse
+    out = io.StringIO()
+    Console(file=out, width=120, color_system=None).print(render(state, (1, 0, 0, 0), 5.0, "s.vagal"))
+    text = out.getvalue()
+    assert "Sensor" in text and "range 22001..37999" in text and "pulse 7000" in text
+    assert "after a gap" in text and "+/- pace rate" in text
+    trend = stream_mod._sparkline([60.0 + (k % 5) for k in range(40)] + [190.0])
+    assert len(set(trend[:40])) >= 4  # the wave still spans the scale; 190 sits on the top

@@ -35,6 +35,9 @@ VIEW_HZ = 10
 STATUS_S = 5.0
 NO_APP_S = 5.0  # connected this long without one valid line: say the app may not be running
 SPARK = "▁▂▃▄▅▆▇█"
+RAW_VIEW_SAMPLES = 1000  # the Sensor strip: the last 4 s at 250 Hz
+KEYS_HELP = "+/- pace rate  m next mode  Ctrl-C stop"
+RATE_STEP_MBPM = 100  # one + or - press: 0.1 breaths per minute
 
 
 def _raise_interrupt(signum, frame):
@@ -178,6 +181,9 @@ class LiveState:
         self.board_ms_host = None  # host clock when board_ms was seen
         self.session_state = ""
         self.beats = collections.deque(maxlen=8)  # (t_ms, ibi_us, conf)
+        self.raw = collections.deque(maxlen=RAW_VIEW_SAMPLES)  # the last seconds of the sensor signal
+        self.amp = 0  # the last beat's pulse amplitude (ADC counts, read_u16 scale)
+        self.pace_mbpm = 0  # the pace rate a + / - key last set (0: not yet)
         self.hr_trend = collections.deque(maxlen=48)  # bpm per beat
         self.logs = collections.deque(maxlen=3)
         self.beat_count = 0
@@ -201,8 +207,11 @@ class LiveState:
         if len(msg.names) and msg.names[0] == "t_ms":
             self.board_ms = msg.values[0]
             self.board_ms_host = self.clock()
-        if k == "beat":
+        if k == "raw":
+            self.raw.extend(msg["x"])
+        elif k == "beat":
             self.beat_count += 1
+            self.amp = msg["amp"]
             ibi = msg["ibi_us"]
             self.beats.append((msg["t_ms"], ibi, msg["conf"]))
             if ibi > 0:
@@ -285,12 +294,30 @@ def _clock_text(s):
 
 
 def _sparkline(values, lo=None, hi=None):
+    """One character a value; the scale is the values' 5th-95th percentile (an outlier sits at the
+    top or bottom instead of flattening the rest)."""
     if not values:
         return ""
-    lo = min(values) if lo is None else lo
-    hi = max(values) if hi is None else hi
+    ordered = sorted(values)
+    if lo is None:
+        lo = ordered[len(ordered) * 5 // 100]
+    if hi is None:
+        hi = ordered[(len(ordered) - 1) * 95 // 100]
     span = max(hi - lo, 1e-9)
-    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * len(SPARK)))] for v in values)
+    return "".join(SPARK[min(len(SPARK) - 1, max(0, int((v - lo) / span * len(SPARK))))] for v in values)
+
+
+def _waveform(samples, width):
+    """The sensor signal squeezed into `width` characters: each the mean of its share of samples."""
+    n = len(samples)
+    if n < width:
+        return _sparkline(list(samples), min(samples), max(samples)) if samples else ""
+    cols = []
+    for i in range(width):
+        a, b = i * n // width, (i + 1) * n // width
+        chunk = [samples[k] for k in range(a, b)]
+        cols.append(sum(chunk) / len(chunk))
+    return _sparkline(cols, min(cols), max(cols))
 
 
 _QUALITY_STYLE = {"ok": "bold green", "learning": "cyan", "unknown": "dim"}  # the rest: problems, yellow
@@ -327,6 +354,13 @@ def render(state, counts, session_s, session_path, width=40):
         bar = Text("(no pacer yet)", style="dim")
     grid.add_row(label, bar)
     grid.add_row("HR trend", Text(_sparkline(list(state.hr_trend)), style="magenta"))
+    if state.raw:
+        sig = Text(_waveform(state.raw, width), style="red")
+        lo, hi = min(state.raw), max(state.raw)
+        sig.append("  range %d..%d" % (lo, hi), style="dim")
+        if state.amp:
+            sig.append("  pulse %d" % state.amp, style="dim")
+        grid.add_row("Sensor", sig)
     if state.mode or state.breath_t_ms is not None or state.coherence_x100 is not None:
         grid.add_row("Mode", Text(state.mode or "--", style="bold"))
         grid.add_row("Breath swing", Text(_swing_text(state)))
@@ -338,8 +372,9 @@ def render(state, counts, session_s, session_path, width=40):
         beats.append("%9.1f s" % (t_ms / 1000), style="dim")
         if ibi > 0:
             beats.append("  %4d ms  %5.1f bpm" % (ibi // 1000, 60e6 / ibi))
-        else:
-            beats.append("  first beat       ")
+        else:  # no interval: the session's first beat, or the first after a lost pulse
+            beats.append("  first beat       " if state.beat_count <= len(state.beats) and
+                         t_ms == state.beats[0][0] else "  after a gap      ")
         beats.append("  conf %3d" % conf, style="dim")
     grid.add_row("Beats (%d)" % state.beat_count, beats if beats else Text("--", style="dim"))
     link = Text("%d lines  lost " % received)
@@ -359,7 +394,7 @@ def render(state, counts, session_s, session_path, width=40):
     title = "vagal stream  %s  %s" % (state.port, status)
     if state.firmware:
         title += "  fw %s %d Hz" % (state.firmware, state.fs)
-    return Panel(grid, title=title, title_align="left", subtitle="Ctrl-C to stop", subtitle_align="right")
+    return Panel(grid, title=title, title_align="left", subtitle=KEYS_HELP, subtitle_align="right")
 
 
 def _swing_text(state):
@@ -396,8 +431,9 @@ class Streamer:
     """One streaming session: a port (path or auto), a session file, a live state, an optional view."""
 
     def __init__(self, port="auto", session_path=None, overwrite=False, speed=1.0, header=None,
-                 clock=time.monotonic, err=None, app_check=True):
+                 clock=time.monotonic, err=None, app_check=True, signal=False):
         self.spec = port
+        self.signal = signal  # ask the board for its raw samples while streaming (the Sensor strip)
         self.auto = port in (None, "", "auto")
         self.clock = clock
         self.err = err if err is not None else sys.stderr
@@ -447,6 +483,8 @@ class Streamer:
         rid = self.command("status")
         if rid is not None:
             self.state.quiet_err_ids.add(rid)
+        if self.signal:  # again at every reconnection: a board that restarted has raw off
+            self.command("raw", "on")
 
     def today(self):
         return datetime.date.today().isoformat()
@@ -460,6 +498,31 @@ class Streamer:
         if not self._write(protocol.encode_command(kind, self._next_id, *args).encode()):
             return None
         return self._next_id
+
+    def key(self, ch):
+        """A key pressed in the live view -> what it did (shown as a notice), or None if no key.
+
+        + / -: the pace rate 0.1 breaths/min up / down (the `rate_mbpm` setting: pace mode's rate);
+        m: the next mode (pace -> practice -> assess -> wind-down), which also starts a session."""
+        from vagal.pacer import RATE_MAX, RATE_MIN
+        from vagal.settings import MODES
+
+        st = self.state
+        if ch in ("+", "=", "-", "_"):
+            lo, hi = RATE_MIN, RATE_MAX  # the rate_mbpm setting's range
+            base = st.pace_mbpm or st.rate_mbpm or 6000
+            new = min(max(base + (RATE_STEP_MBPM if ch in "+=" else -RATE_STEP_MBPM), lo), hi)
+            if self.command("set", "rate_mbpm=%d" % new) is None:
+                return "not sent: the board is not connected"
+            st.pace_mbpm = new
+            return "pace rate %.1f breaths/min%s" % (new / 1000.0, "" if st.mode in ("pace", "") else
+                                                    " (pace mode's rate; now in %s: m changes mode)" % st.mode)
+        if ch in ("m", "M"):
+            mode = MODES[(MODES.index(st.mode) + 1) % len(MODES)] if st.mode in MODES else MODES[0]
+            if self.command("mode", mode) is None:
+                return "not sent: the board is not connected"
+            return "mode %s" % mode
+        return None
 
     def _write(self, data):
         try:
@@ -561,11 +624,12 @@ class Streamer:
         """Session seconds so far (fixed once the session is closed)."""
         return self.duration if self.closed else self.writer.now()
 
-    def run(self, duration=None, stop=None, view=None, status_every=None):
+    def run(self, duration=None, stop=None, view=None, status_every=None, keys_from=None):
         """Poll until duration (host s), stop(self) is true, or Ctrl-C; then close. -> True if Ctrl-C.
 
-        view: "live" for the rich Live display, "headless" for a status line on stderr every
-        status_every seconds, None for nothing.
+        view: "live" for the rich Live display (keys from the terminal: KEYS_HELP), "headless" for a
+        status line on stderr every status_every seconds, None for nothing. keys_from: anything with
+        read() -> str and close() instead of the terminal (tests).
         """
         interrupted = False
         live = None
@@ -579,6 +643,7 @@ class Streamer:
             self.notice("streaming %s -> %s" % (self.path, self.session_path))
         next_view = 0.0
         next_status = self.clock() + (status_every or STATUS_S)
+        keys = _KeyReader() if view == "live" and keys_from is None else keys_from
         old_term = None
         if threading.current_thread() is threading.main_thread():  # `kill` from a script: end cleanly
             old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -589,6 +654,10 @@ class Streamer:
                 if stop is not None and stop(self):
                     break
                 self.poll()
+                for ch in (keys.read() if keys is not None else ""):
+                    said = self.key(ch)
+                    if said:
+                        self.state.logs.append("you: " + said)
                 now = self.clock()
                 if live is not None and now >= next_view:
                     live.update(self.renderable(), refresh=True)
@@ -599,6 +668,8 @@ class Streamer:
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            if keys is not None:
+                keys.close()
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
             if live is not None:
@@ -618,6 +689,8 @@ class Streamer:
         self.duration = self.writer.now()
         self.closed = True
         if self.ser is not None:
+            if self.signal:
+                self.command("raw", "off")  # the board stops sending samples nobody reads
             self.recorder.cut()
             try:
                 self.ser.close()
@@ -651,6 +724,45 @@ class Streamer:
             % (vagal, _quoted(self.session_path), vagal, _quoted(self.session_path)),
         ]
         return "\n".join(lines)
+
+
+class _KeyReader:
+    """Single key presses from the terminal without Enter (cbreak mode, restored on close); reads
+    nothing when stdin is not a terminal (a pipe, a script)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stdin
+        self.saved = None
+        try:
+            if self.stream.isatty():
+                import termios
+                import tty
+
+                self.fd = self.stream.fileno()
+                self.saved = termios.tcgetattr(self.fd)
+                tty.setcbreak(self.fd)
+        except (OSError, ValueError, ImportError, AttributeError):
+            self.saved = None
+
+    def read(self):
+        if self.saved is None:
+            return ""
+        import select
+
+        out = ""
+        while select.select([self.fd], [], [], 0)[0]:
+            data = os.read(self.fd, 64)
+            if not data:
+                break
+            out += data.decode("ascii", "ignore")
+        return out
+
+    def close(self):
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            self.saved = None
 
 
 def _quoted(path):

@@ -27,13 +27,16 @@ def add_arguments(p):
     p.add_argument("--session", metavar="FILE",
                    help="session file to write (default sessions/<timestamp>.vagal)")
     p.add_argument("--overwrite", action="store_true", help="replace the session file if it exists")
+    p.add_argument("--signal", action="store_true",
+                   help="also show (and record) the raw sensor signal: the board sends its samples while "
+                        "streaming; use it to check a sensor's wiring and placement")
 
 
 def run(args):
     from vagal_host.stream import Streamer
 
     duration = _positive(args.duration) if args.duration is not None else None
-    streamer = Streamer(args.port, args.session, overwrite=args.overwrite)
+    streamer = Streamer(args.port, args.session, overwrite=args.overwrite, signal=args.signal)
     streamer.run(duration=duration, view="headless" if args.headless else "live")
     print(streamer.summary())
     sys.stdout.flush()
