@@ -73,7 +73,8 @@ def test_demo_rejects_bad_options_before_starting_anything(tmp_path):
     for args, message in ((["--speed", "0"], "--speed must be a number > 0"),
                           (["--rate", "20"], "--rate 20 outside 3..12"),
                           (["--hr", "fast"], "--hr must be a number"),
-                          (["--resonance", "0.2"], "--resonance 0.2 outside 0.075..0.11")):
+                          (["--resonance", "8"], "--resonance 8 outside 4.5..6.6 breaths per minute"),
+                          (["--resonance", "0.09"], "0.09 looks like Hz, which is 5.40 breaths per minute")):
         r, _ = vagal("demo", "--duration", "1", "--session", "n.vagal", *args, cwd=str(tmp_path))
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
         assert r.stderr.count("\n") == 1

@@ -28,6 +28,21 @@ def _number(name, text, lo=None, hi=None, positive=False):
     return v
 
 
+RESONANCE_RANGE = (4.5, 6.6)  # breaths per minute: the simulated person's 0.075-0.11 Hz
+
+
+def resonance_hz(text):
+    """--resonance in breaths per minute (the unit of every rate the user sees) -> Hz for the person;
+    a value below 1 is the old Hz form: VagalError saying what it is in breaths/min."""
+    v = _number("--resonance", text, positive=True)
+    if v < 1:
+        raise VagalError("--resonance is in breaths per minute (%g-%g); %g looks like Hz, which is %.2f "
+                         "breaths per minute" % (RESONANCE_RANGE + (v, v * 60)))
+    if not RESONANCE_RANGE[0] <= v <= RESONANCE_RANGE[1]:
+        raise VagalError("--resonance %g outside %g..%g breaths per minute" % ((v,) + RESONANCE_RANGE))
+    return v / 60.0
+
+
 def add_arguments(p):
     p.add_argument("--duration", metavar="S",
                    help="stop after S seconds of board (virtual) time (default: until Ctrl-C)")
@@ -37,12 +52,13 @@ def add_arguments(p):
                    help="session file to write (default sessions/<timestamp>.vagal)")
     p.add_argument("--overwrite", action="store_true", help="replace the session file if it exists")
     p.add_argument("--live", action="store_true", help="show the live terminal view (default: headless)")
-    p.add_argument("--rate", metavar="BPM",
+    p.add_argument("--rate", metavar="BR_MIN",
                    help="pacer rate in breaths/min, in pace mode unless --mode says otherwise "
                         "(default: the firmware's, 6)")
-    p.add_argument("--hr", default="65", metavar="BPM", help="the simulated person's mean heart rate (default 65)")
-    p.add_argument("--resonance", default="0.09", metavar="HZ",
-                   help="the person's resonance frequency, 0.075-0.11 Hz (default 0.09)")
+    p.add_argument("--hr", default="65", metavar="BEATS_MIN",
+                   help="the simulated person's mean heart rate in beats/min (default 65)")
+    p.add_argument("--resonance", default="5.4", metavar="BR_MIN",
+                   help="the person's resonance rate in breaths/min, 4.5-6.6 (default 5.4)")
     p.add_argument("--adherence", default="0.9", metavar="A",
                    help="how closely the person breathes with the pacer, 0..1 (default 0.9)")
     p.add_argument("--seed", default=1, type=int, metavar="N", help="the person's random seed (default 1)")
@@ -63,7 +79,7 @@ def run(args):
     duration = _number("--duration", args.duration, positive=True) if args.duration is not None else None
     speed = _number("--speed", args.speed, positive=True)
     hr = _number("--hr", args.hr, 30, 200)
-    resonance = _number("--resonance", args.resonance, 0.075, 0.11)
+    resonance = resonance_hz(args.resonance)
     adherence = _number("--adherence", args.adherence, 0, 1)
     if args.mode is not None and args.mode not in MODES:
         raise VagalError("--mode %r: choose one of %s" % (args.mode, ", ".join(MODES)))

@@ -3,7 +3,7 @@
 import signal
 import time
 
-from vagal_host.commands.demo import _number
+from vagal_host.commands.demo import _number, resonance_hz
 from vagal_host.errors import VagalError
 from vagal_host.recording import ADC_BITS
 from vagal_host.virtual import VirtualBoard, person_spec
@@ -20,8 +20,10 @@ def add_arguments(p):
                    help="the recording holds raw ADC counts of this width (default: guessed)")
     p.add_argument("--speed", default="1", metavar="N|max",
                    help="virtual clock speed: N times real time (default 1), or 'max'")
-    p.add_argument("--resonance", type=float, default=0.09, metavar="HZ", help="person's resonance frequency, Hz (0.075-0.11)")
-    p.add_argument("--hr", type=float, default=65.0, metavar="BPM", help="person's mean heart rate, bpm")
+    p.add_argument("--resonance", default="5.4", metavar="BR_MIN",
+                   help="person's resonance rate in breaths/min, 4.5-6.6 (default 5.4)")
+    p.add_argument("--hr", type=float, default=65.0, metavar="BEATS_MIN",
+                   help="person's mean heart rate in beats/min (default 65)")
     p.add_argument("--adherence", type=float, default=0.9, metavar="A", help="how closely the person follows the pacer, 0..1")
     p.add_argument("--seed", type=int, default=1, metavar="N", help="person's random seed")
     p.add_argument("--duration", metavar="S",
@@ -53,8 +55,7 @@ def parse_presses(text):
 
 
 def run(args):
-    if not (0.075 <= args.resonance <= 0.11):
-        raise VagalError("--resonance %g outside 0.075..0.11 Hz" % args.resonance)
+    resonance = resonance_hz(args.resonance)
     if not (30 <= args.hr <= 200):
         raise VagalError("--hr %g outside 30..200 bpm" % args.hr)
     if not (0 <= args.adherence <= 1):
@@ -69,7 +70,7 @@ def run(args):
     buttons = parse_presses(args.press) if args.press else None
     board = VirtualBoard(speed=speed, recording=args.recording, column=args.column, fs=args.fs,
                          adc_bits=args.adc_bits,
-                         person=person_spec(args.seed, args.hr, args.resonance, args.adherence),
+                         person=person_spec(args.seed, args.hr, resonance, args.adherence),
                          buttons=buttons)
     # SIGTERM and SIGHUP end it like Ctrl-C, so the board's MicroPython process (in a session of its
     # own, out of reach of the terminal's signals) is always stopped with it
