@@ -229,14 +229,9 @@ class Settings:
         app.App.save_settings); SettingsError (nothing changed) if bad, OSError if the write fails
         (in-memory value restored, the file keeps the old settings)."""
         value = parse(key, text)
-        old = self.values[key]
+        old = dict(self.values)
         self.values[key] = value
-        if save:
-            try:
-                self.save()
-            except Exception:
-                self.values[key] = old
-                raise
+        self._commit(old, save)
         return value
 
     def update(self, pairs, save=True):
@@ -245,22 +240,19 @@ class Settings:
         restored)."""
         for key, value in pairs:
             check(key, value)
-        old = {}
-        for key in self.values:
-            old[key] = self.values[key]
+        old = dict(self.values)
         for key, value in pairs:
             self.values[key] = value
-        if save:
-            try:
-                self.save()
-            except Exception:
-                self.values = old
-                raise
+        self._commit(old, save)
 
     def reset(self, save=True):
         """Back to defaults (unknown keys kept) and save (unless save is False)."""
         old = self.values
         self.values = defaults()
+        self._commit(old, save)
+
+    def _commit(self, old, save):
+        """Save if asked; if the write fails, the values `old` are back in force and it raises."""
         if save:
             try:
                 self.save()
