@@ -190,7 +190,8 @@ def test_settings_set_by_command_persist_across_restart(tmp_path):
     board.send(P.encode_command("set", 22, "haptics=off"))
     run_for(app, board, 0.1)
     assert replies(board, 21)[0]["text"] == "set rate_mbpm=4500"
-    assert app.pacer.target_mbpm == 4500 and not app.pacer.haptics
+    assert app.pacer.target_mbpm == 4500 and not app.pacer.haptics  # in force at once
+    run_for(app, board, app_mod.SETTINGS_WRITE_MS / 1000 + 0.5)  # written within the write gap
     data = json.loads((tmp_path / "settings.json").read_text())
     assert data["rate_mbpm"] == 4500 and data["haptics"] is False
     app2, board2 = new_app(tmp_path)

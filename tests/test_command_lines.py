@@ -1,11 +1,14 @@
-"""Issue 13, item 8: a stray byte on the port never spoils the next command. The firmware drops an
-unfinished line after RX_QUIET_MS without a line end and takes CR, LF or CRLF as a line end; the
-host sends a line end before its first command."""
+"""Issue 13, items 8 and 10: a stray byte on the port never spoils the next command (the firmware
+drops an unfinished line after RX_QUIET_MS without a line end and takes CR, LF or CRLF as a line
+end; the host sends a line end before its first command), and a flood of commands does not wear the
+flash (settings writes are coalesced to one per SETTINGS_WRITE_MS, counted in `stats`)."""
 
+import json
 import os
 import time
 
 from vagal import app as app_mod
+from vagal import protocol
 from vagal_host.cli import main
 from vagal_host.virtual import VirtualBoard
 
@@ -54,3 +57,48 @@ def test_vagal_settings_right_after_a_stray_byte(tmp_path, capsys):
             time.sleep(0.05)
             assert main(["settings", "--port", vb.port, "brightness=41"]) == 0, capsys.readouterr().err
             assert "brightness=41" in capsys.readouterr().out
+
+
+# ---- item 10: settings writes are coalesced
+
+def test_a_flood_of_set_lines_costs_a_handful_of_flash_writes(tmp_path):
+    app, board = new_app(tmp_path)
+    writes = []
+    real_save = app.settings.save
+
+    def counted_save(*a, **kw):
+        writes.append(board.ticks_ms())
+        return real_save(*a, **kw)
+
+    app.settings.save = counted_save
+    for i in range(1000):  # a host loop: 1,000 `set` lines over 2 s
+        board.send(protocol.encode_command("set", i % 60000 + 1, "rate_mbpm=%d" % (4000 + i)))
+        if i % 50 == 49:
+            run_for(app, board, 0.1)
+    run_for(app, board, 6)
+    assert len([m for m in board.messages() if m.kind == "ok"]) == 1000
+    assert app.pacer.target_mbpm == 4999  # every value was in force at once
+    assert json.loads((tmp_path / "settings.json").read_text())["rate_mbpm"] == 4999
+    assert 1 <= len(writes) <= 3, writes  # 1,000 writes before
+    gaps = [b - a for a, b in zip(writes, writes[1:])]
+    assert all(g >= app_mod.SETTINGS_WRITE_MS for g in gaps), gaps
+    stats = [m for m in board.messages() if m.kind == "stats"]
+    assert stats[-1]["flash_writes"] == len(writes) == app.flash_writes
+
+
+def test_settings_are_written_at_session_end_and_when_the_app_stops(tmp_path):
+    app, board = new_app(tmp_path)
+    board.send(protocol.encode_command("set", 1, "brightness=50"))  # written at once (first change)
+    board.send(protocol.encode_command("set", 2, "brightness=51"))  # within the gap: waits
+    run_for(app, board, 0.1)
+    path = tmp_path / "settings.json"
+    assert json.loads(path.read_text())["brightness"] == 50
+    board.send(protocol.encode_command("stop", 3))
+    run_for(app, board, 0.1)
+    assert json.loads(path.read_text())["brightness"] == 51  # session end writes it
+    board.send(protocol.encode_command("set", 4, "brightness=52"))
+    run_for(app, board, 0.1)
+    assert json.loads(path.read_text())["brightness"] == 51
+    app.save_settings(True)  # what app.run() does when the app stops (a reset, Ctrl-C)
+    assert json.loads(path.read_text())["brightness"] == 52
+    assert app.flash_writes == 3

@@ -28,8 +28,9 @@ WASM_PACKAGE = ROOT / "tests" / "wasm" / "node_modules" / "@micropython" / "micr
 FIRMWARE = ROOT / "firmware" / "vagal"
 
 APP_TARGET = 100 * 1024  # the issue's bound, on the Pico
-APP_BUDGET_32 = 84 * 1024  # measured 82.5 KB before vagal.pipeline, 83.4 KB with it (Dec 2026); a rise
-# beyond the margin is a regression
+APP_BUDGET_32 = 86 * 1024 + 512  # measured 84.7 KB with issue 13 (tolerant decode, board and boot id,
+# coalesced settings writes: +1.3 KB over 82.5 KB) and vagal.pipeline (+0.9 KB); a rise beyond the
+# margin is a regression
 RUNTIME_ALLOWANCE = 12 * 1024  # virtual board peak - unix probe peak, 64-bit: 118.8 - 107.3 KB
 REPORT = re.compile(r"app_made=(\d+) peak_assess=(\d+) peak_practice=(\d+) peak_pace=(\d+) "
                     r"peak_winddown=(\d+) app_live_peak=(\d+) drops=(\d+) assess_results=(\d+)")

@@ -233,11 +233,11 @@ def test_samples_the_device_lost_are_a_summary_row(tmp_path, capsys):
     path = tmp_path / "lossy.vagal"
     w = SessionWriter(str(path), "/dev/x", "0.1.0")
     specs = [("hello", "0.1.0", 1, 250, "pico", "-"), ("session", 0, "start", "boot"),
-             ("pacer", 0, 6000, 0, "in", 0), ("quality", 100, "ok"), ("stats", 5000, 30, 900, 9000, 1, 0)]
+             ("pacer", 0, 6000, 0, "in", 0), ("quality", 100, "ok"), ("stats", 5000, 30, 900, 9000, 1, 0, 0)]
     for i in range(60):
         specs.append(("beat", 1000 + i * 1000, 1000000 if i else 0, 1000, 90))
         if i % 5 == 4:
-            specs.append(("stats", 5000 + i * 1000, 30 + 100 * (i // 5), 900, 9000, 1, 0))
+            specs.append(("stats", 5000 + i * 1000, 30 + 100 * (i // 5), 900, 9000, 1, 0, 0))
     w.event("connected", "/dev/x")
     for seq, spec in enumerate(specs):
         w.received(protocol.encode(spec[0], seq, *spec[1:]).encode()[:-1])

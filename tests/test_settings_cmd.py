@@ -3,9 +3,11 @@ settings file) and restores settings; a bad value is refused before anything rea
 
 import json
 import os
+import time
 
 import pytest
 
+from vagal import app as app_mod
 from vagal_host.cli import main
 from vagal_host.virtual import VirtualBoard
 
@@ -16,9 +18,16 @@ def board():
         yield vb
 
 
-def _saved(vb):
-    with open(vb.settings_path) as f:
-        return json.load(f)
+def _saved(vb, want=None):
+    """The board's settings file, once it holds `want` (key -> value): the board writes changes
+    at most every app.SETTINGS_WRITE_MS, not at once."""
+    deadline = time.monotonic() + app_mod.SETTINGS_WRITE_MS / 1000 + 3
+    while True:
+        with open(vb.settings_path) as f:
+            data = json.load(f)
+        if not want or all(data.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
+            return data
+        time.sleep(0.1)
 
 
 def test_show_change_and_restore(board, capsys):
@@ -30,7 +39,7 @@ def test_show_change_and_restore(board, capsys):
     out = capsys.readouterr().out
     assert "session_min=20, brightness=30" in out
     assert "session_min: from the next session" in out  # a running session keeps its length
-    saved = _saved(board)
+    saved = _saved(board, {"session_min": 20, "brightness": 30})
     assert saved["session_min"] == 20 and saved["brightness"] == 30
     assert main(["settings", "--port", board.port]) == 0
     shown = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:-1]}
@@ -40,7 +49,7 @@ def test_show_change_and_restore(board, capsys):
     assert "in force at once" in capsys.readouterr().out
     assert main(["settings", "--port", board.port, "--defaults"]) == 0
     assert "back to its default" in capsys.readouterr().out
-    assert _saved(board)["session_min"] == 0
+    assert _saved(board, {"session_min": 0})["session_min"] == 0
 
 
 @pytest.mark.parametrize("args, words", [

@@ -560,9 +560,9 @@ def test_the_app_check_can_be_off_for_the_virtual_board(tmp_path, monkeypatch):
 
 
 def test_samples_the_board_lost_are_in_the_summary_across_its_restarts(tmp_path):
-    stats = [("stats", 5000, 0, 800, 9000, 20000, 0), ("stats", 10000, 120, 900, 9000, 20000, 0),
-             ("stats", 15000, 300, 900, 9000, 20000, 0)]
-    after_reset = [("hello", "0.1.0", 1, 250, "virtual", "-"), ("stats", 5000, 40, 900, 9000, 20000, 0)]
+    stats = [("stats", 5000, 0, 800, 9000, 20000, 0, 0), ("stats", 10000, 120, 900, 9000, 20000, 0, 0),
+             ("stats", 15000, 300, 900, 9000, 20000, 0, 0)]
+    after_reset = [("hello", "0.1.0", 1, 250, "virtual", "-"), ("stats", 5000, 40, 900, 9000, 20000, 0, 0)]
     link = str(tmp_path / "tty")
     w = PtyWriter(link, [HOST_HELLO] + lines(0, BOARD1 + stats) + lines(0, after_reset), linger=True)
     try:
@@ -576,7 +576,7 @@ def test_samples_the_board_lost_are_in_the_summary_across_its_restarts(tmp_path)
 
 def test_no_lost_samples_no_board_line():
     state = LiveState()
-    state.update(protocol.decode(protocol.encode("stats", 1, 5000, 0, 800, 9000, 20000, 0)))
+    state.update(protocol.decode(protocol.encode("stats", 1, 5000, 0, 800, 9000, 20000, 0, 0)))
     assert state.board_lost == 0
 
 

@@ -50,6 +50,7 @@ SAMPLE_BUF = const(64)  # samples drained per board.read
 RAW_BATCH = const(10)  # samples per `raw` line
 _RX_BUF = const(64)  # serial bytes read per call
 RX_QUIET_MS = const(1000)  # an unfinished command line older than this is dropped
+SETTINGS_WRITE_MS = const(3000)  # the settings file is written at most this often (flash wear)
 
 # Task periods. Every wake-up costs the scheduler more than a short body, so samples (5 a wake-up at
 # 250 Hz; the board buffers 128 ms) and the serial link (8 x 64 bytes a wake-up) share the LED's 20 ms.
@@ -128,6 +129,10 @@ class App:
         self._have_prev_t = False
         self._overlong_seen = 0
         self._rx_ms = 0  # ticks_ms of the last serial bytes read
+        self.flash_writes = 0  # settings file writes since start (each one a flash erase/program)
+        self._settings_dirty = False  # changed in memory, not yet written
+        # ticks_ms of the last write (or failed attempt): as if long ago, so the first is at once
+        self._settings_ms = ticks_add(board.ticks_ms(), -SETTINGS_WRITE_MS)
         self._checkin = array("i", bytes(4 * len(TASK_NAMES)))  # ticks_us of each task's last run
         # session clock: t_ms advanced from accumulated ticks_diff, remainder carried in us
         self.t_ms = 0
@@ -352,10 +357,8 @@ class App:
         if name not in settings_mod.MODES:
             return "unknown mode %r (modes: %s)" % (name, ", ".join(settings_mod.MODES))
         if name != "assess" and self.settings.get("mode") != name:
-            try:
-                self.settings.set("mode", name)
-            except OSError as e:
-                self.log("error", "could not save the mode: %s" % (e,))
+            self.settings.set("mode", name, False)
+            self.save_settings(False, True)
         if self.running and name == self.mode:
             return None  # already so: an assessment or tuning in progress goes on
         if self.running:
@@ -422,6 +425,7 @@ class App:
         self.send("session", self.t_ms, "stop", source)
         self.ctrl = None
         self.apply_settings()
+        self.save_settings(True)
 
     # ------------------------------------------------------------------ task bodies
     def poll_samples(self):
@@ -570,10 +574,12 @@ class App:
         chosen = a.rates[a.best_index] if a.best_index >= 0 else 0
         if state == "done":
             try:
-                self.settings.update((("resonance_mbpm", rate), ("resonance_date", date)))
-            except (OSError, ValueError) as e:
+                self.settings.update((("resonance_mbpm", rate), ("resonance_date", date)), False)
+            except ValueError as e:
                 self.log("error", "assessment result %d mbpm not stored: %s" % (rate, e))
                 state = "failed"
+            else:
+                self.save_settings(False, True)
         self.send("assess_result", self.t_ms, state, rate, chosen, date or "-")
         self.indicate(IND_DONE if state == "done" else IND_FAILED)
         self.ctrl = None
@@ -665,7 +671,7 @@ class App:
         for k in range(8):  # bounded, so a flood cannot starve the other tasks
             n = self.board.serial_read(self.rxbuf)
             if not n:
-                if k == 0 and asm.pending and ticks_diff(self.board.ticks_ms(), self._rx_ms) >= RX_QUIET_MS:
+                if k == 0 and (asm.len or asm.discarding) and ticks_diff(self.board.ticks_ms(), self._rx_ms) >= RX_QUIET_MS:
                     asm.discard_partial()
                     self.reply_err(protocol.NO_ID, "unfinished line dropped after %d ms without a line end"
                                    % RX_QUIET_MS)
@@ -707,10 +713,12 @@ class App:
         elif kind == "set":
             self._set(rid, msg["assign"])
         elif kind == "defaults":
-            try:
-                self.settings.reset()
-            except OSError as e:
-                self.reply_err(rid, "could not save settings: %s" % (e,))
+            old = self.settings.values
+            self.settings.reset(False)
+            err = self.save_settings(False, True)
+            if err:
+                self.settings.values = old
+                self.reply_err(rid, "could not save settings: %s" % (err,))
                 return
             self.apply_settings()
             self._send_settings()
@@ -774,12 +782,18 @@ class App:
             return
         key = assign[:eq]
         try:
-            value = self.settings.set(key, assign[eq + 1:])
+            old = self.settings.get(key)
+        except KeyError:
+            old = None
+        try:
+            value = self.settings.set(key, assign[eq + 1:], False)
         except settings_mod.SettingsError as e:
             self.reply_err(rid, str(e))
             return
-        except OSError as e:
-            self.reply_err(rid, "could not save settings: %s" % (e,))
+        err = self.save_settings(False, True)
+        if err:  # written at once and failed: nothing changed (a deferred write fails in a log line)
+            self.settings.values[key] = old
+            self.reply_err(rid, "could not save settings: %s" % (err,))
             return
         if key == "mode" and value != self.mode:
             self.set_mode(value, "host")  # the start-up mode, and the session's from now on
@@ -788,6 +802,28 @@ class App:
         text = settings_mod.format_value(value)
         self.send("setting", key, text)
         self.reply_ok(rid, "set %s=%s" % (key, text))
+
+    def save_settings(self, force=False, changed=False):
+        """Write the settings file if they changed, at most once per SETTINGS_WRITE_MS (force: now,
+        at session end and before a reset); a flood of `set` lines costs a few flash writes, not
+        one each. Values apply at once either way. Returns the error text of a write done now that
+        failed ('' otherwise; a failed write is retried after the gap)."""
+        if changed:
+            self._settings_dirty = True
+        if not self._settings_dirty:
+            return ""
+        now = self.board.ticks_ms()
+        if not force and ticks_diff(now, self._settings_ms) < SETTINGS_WRITE_MS:
+            return ""
+        self._settings_ms = now
+        try:
+            self.settings.save()
+        except OSError as e:
+            self.log("error", "could not save settings: %s" % (e,))
+            return str(e) or "write failed"
+        self._settings_dirty = False
+        self.flash_writes += 1
+        return ""
 
     def poll_button(self):
         ev = self.board.button()
@@ -807,8 +843,11 @@ class App:
             self.indicate(IND_MODE, (i + 1) % len(modes) + 1)
 
     def periodic(self):
-        """HR/HRV summary about every second, link/timing stats every few seconds."""
+        """HR/HRV summary about every second, link/timing stats every few seconds, settings changed
+        since the last write written when the gap allows."""
         self._clock()
+        if self._settings_dirty:
+            self.save_settings()
         now_ms = self.board.ticks_ms()
         if ticks_diff(now_ms, self._next_summary) >= 0:
             self._next_summary = ticks_add(now_ms, _SUMMARY_MS)
@@ -828,7 +867,7 @@ class App:
                 j = -j if j < 0 else j
                 jitter = j if j > jitter else jitter
             self.send("stats", self.t_ms, self.board.lost_samples, jitter, self.loop_us, free,
-                      self.rx_bad)
+                      self.rx_bad, self.flash_writes)
             self.jitter_us = 0
             self.loop_us = 0
 
@@ -905,5 +944,8 @@ class App:
 def run(board, settings_path=None):
     """Start the application on board and run it until it stops or fails."""
     app = App(board, settings_path)
-    asyncio.run(app.main())
+    try:
+        asyncio.run(app.main())
+    finally:
+        app.save_settings(True)  # a stop, a failure or Ctrl-C (deploy) keeps what was set
     return app

@@ -41,7 +41,7 @@ MESSAGES = (
     "session iss t_ms state source",
     "setting ss key value",
     "raw iil t_ms fs x",
-    "stats iiiiii t_ms lost jitter_us loop_us heap_free rx_bad",
+    "stats iiiiiii t_ms lost jitter_us loop_us heap_free rx_bad flash_writes",
     "mode iss t_ms mode source",
     "breath iiiiiii t_ms valid swing_x10 fit_x10 phase_deg hr_x10 rate_mbpm",
     "coherence iii t_ms ratio_x100 peak_mhz",
@@ -58,7 +58,7 @@ MESSAGES = (
 # firmware that ends before such a field decodes with the default (INT fields: the int). To add a
 # field: append it to the kind's MESSAGES string (type letter and name) and add it here
 # (docs/protocol.md, Versioning). Extra trailing fields from newer firmware are ignored.
-OPTIONAL = ("hello boot -",)
+OPTIONAL = ("hello boot -", "stats flash_writes -1")
 
 # Host -> device commands, same framing; the checksum is optional so a person can type them.
 # A command without fields has an empty type string (two spaces after its kind).
@@ -320,7 +320,12 @@ def decode(line, commands=False):
             sp = ""
             break
         if not sp and not rest:
-            default = None if commands else _optional(kind, name)
+            # a field added later (OPTIONAL "<kind> <field> <default>"): its default
+            default = None
+            want = kind + " " + name + " "
+            for s in () if commands else OPTIONAL:
+                if s.startswith(want):
+                    default = s[len(want):]
             if default is None:
                 raise ProtocolError("%s: missing field %s" % (kind, name))
             values.append(_parse_int(name, default) if ftype == "i" else default)
@@ -335,17 +340,6 @@ def decode(line, commands=False):
     if (rest or sp) and commands:  # device lines: fields from newer firmware are ignored
         raise ProtocolError("%s: unexpected extra fields" % kind)
     return Message(kind, seq, names, tuple(values))
-
-
-def _optional(kind, name):
-    """The default text of an OPTIONAL field, or None when the field is required."""
-    n = len(kind)
-    for s in OPTIONAL:
-        if s.startswith(kind) and s[n:n + 1] == " ":
-            f, sp, default = _split1(s[n + 1:])
-            if f == name:
-                return default
-    return None
 
 
 def decode_command(line):
@@ -399,11 +393,6 @@ class LineAssembler:
         self._data = data
         self._pos = 0
         self._end = len(data) if n < 0 else n
-
-    @property
-    def pending(self):
-        """True while part of a line (or of an overlong one) waits for its line end."""
-        return self.len > 0 or self.discarding
 
     def discard_partial(self):
         """Forget an unfinished line (a stray byte from an earlier client, a cut-off command)."""

@@ -224,44 +224,41 @@ class Settings:
     def get(self, key):
         return self.values[key]
 
-    def set(self, key, text):
-        """Set key from command text and save; SettingsError (nothing changed) if bad, OSError if the
-        write fails (in-memory value restored, the file keeps the old settings)."""
+    def set(self, key, text, save=True):
+        """Set key from command text and save (unless save is False: the caller writes later, see
+        app.App.save_settings); SettingsError (nothing changed) if bad, OSError if the write fails
+        (in-memory value restored, the file keeps the old settings)."""
         value = parse(key, text)
-        old = self.values[key]
+        old = dict(self.values)
         self.values[key] = value
-        try:
-            self.save()
-        except Exception:
-            self.values[key] = old
-            raise
+        self._commit(old, save)
         return value
 
-    def update(self, pairs):
-        """Set several (key, value) pairs, each checked, and save once; SettingsError (nothing
-        changed) if any is bad, OSError if the write fails (old values restored)."""
+    def update(self, pairs, save=True):
+        """Set several (key, value) pairs, each checked, and save once (unless save is False);
+        SettingsError (nothing changed) if any is bad, OSError if the write fails (old values
+        restored)."""
         for key, value in pairs:
             check(key, value)
-        old = {}
-        for key in self.values:
-            old[key] = self.values[key]
+        old = dict(self.values)
         for key, value in pairs:
             self.values[key] = value
-        try:
-            self.save()
-        except Exception:
-            self.values = old
-            raise
+        self._commit(old, save)
 
-    def reset(self):
-        """Back to defaults (unknown keys kept) and save."""
+    def reset(self, save=True):
+        """Back to defaults (unknown keys kept) and save (unless save is False)."""
         old = self.values
         self.values = defaults()
-        try:
-            self.save()
-        except Exception:
-            self.values = old
-            raise
+        self._commit(old, save)
+
+    def _commit(self, old, save):
+        """Save if asked; if the write fails, the values `old` are back in force and it raises."""
+        if save:
+            try:
+                self.save()
+            except Exception:
+                self.values = old
+                raise
 
     def to_json(self):
         d = {}
