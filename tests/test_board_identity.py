@@ -45,7 +45,8 @@ BOARD_A = [("hello", "0.1.0", 1, 250, "aaaa0000aaaa0000", "11111111"), ("session
            ("beat", 2900, 1000000, 1000, 90)]
 # another board, mid-session (its hello answers the host's `hello` command: seq not 0)
 BOARD_B = [("hello", "0.1.0", 1, 250, "bbbb0000bbbb0000", "22222222"), ("pacer", 70000, 6000, 0, "in", 0),
-           ("beat", 70500, 800000, 900, 90), ("beat", 71300, 800000, 900, 90), ("beat", 72100, 800000, 900, 90)]
+           ("beat", 70500, 800000, 900, 90), ("beat", 71300, 800000, 900, 90),
+           ("beat", 72100, 800000, 900, 90)]
 
 
 def test_a_different_board_on_the_same_port_starts_a_new_part(tmp_path):

@@ -671,7 +671,8 @@ class App:
         for k in range(8):  # bounded, so a flood cannot starve the other tasks
             n = self.board.serial_read(self.rxbuf)
             if not n:
-                if k == 0 and (asm.len or asm.discarding) and ticks_diff(self.board.ticks_ms(), self._rx_ms) >= RX_QUIET_MS:
+                quiet = ticks_diff(self.board.ticks_ms(), self._rx_ms) >= RX_QUIET_MS
+                if k == 0 and (asm.len or asm.discarding) and quiet:
                     asm.discard_partial()
                     self.reply_err(protocol.NO_ID, "unfinished line dropped after %d ms without a line end"
                                    % RX_QUIET_MS)

@@ -80,8 +80,8 @@ def is_own(kind, path):
 
 
 REPORT_MARK = "<meta name='generator' content='vagal report'>"
-KIND_NAMES = {"kubios": "a Kubios RR file", "beats": "a vagal replay beats file", "wfdb": "a vagal WFDB record",
-              "png": "a figure", "html": "a vagal report page"}
+KIND_NAMES = {"kubios": "a Kubios RR file", "beats": "a vagal replay beats file",
+              "wfdb": "a vagal WFDB record", "png": "a figure", "html": "a vagal report page"}
 
 
 def _kind_name(kind):

@@ -395,7 +395,8 @@ def read_session(path):
     if first.startswith(magic):
         version = first[len(magic):].strip().decode("ascii", "replace")
         if version != str(FORMAT_VERSION) and version.isdigit():
-            raise VagalError("%s line 1: session format %r, this tool reads %d" % (path, version, FORMAT_VERSION))
+            raise VagalError("%s line 1: session format %r, this tool reads %d"
+                             % (path, version, FORMAT_VERSION))
         if version == str(FORMAT_VERSION):
             s.header["format"] = version
     if "format" not in s.header and not _looks_like_session(chunks):
