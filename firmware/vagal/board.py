@@ -245,8 +245,10 @@ class Board:
 
     def _start_timer(self):
         t0 = ticks_us()
-        self._t_irq = t0
-        self._t_irq_acc = 0
+        # a periodic machine.Timer first fires one period after it starts, not at once: sample k
+        # (k >= 0) is due at t0 + (k + 1) periods
+        self._t_irq = ticks_add(t0, self._irq_step)
+        self._t_irq_acc = self._irq_rem
         self._w = 0
         self._r = 0
         self._timer = machine.Timer(
