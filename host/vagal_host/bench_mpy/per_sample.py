@@ -151,8 +151,8 @@ class SampleBoard:
     def serial_read(self, buf):
         return 0
 
-    def serial_write(self, data):
-        self.bytes_out += len(data)
+    def serial_write(self, data, n=-1):
+        self.bytes_out += n if n >= 0 else len(data)
 
 
 def app_loop(xs, ts, fs, settings_path, passes):

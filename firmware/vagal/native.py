@@ -1,0 +1,78 @@
+"""Viper versions of a few small loops that run several times a second on the device: protocol
+lines' digits and checksum (protocol.LineWriter) and the DMA buffer's 4:1 decimation (board.py).
+Imported only where the port compiles viper (the RP2040, the unix port); each caller keeps the
+plain-Python loop it replaces for CPython and WebAssembly, and tests check both give the same bytes
+(tests/portable/test_protocol.py, tests/test_board_rp2040.py). All values stay below 2**30."""
+
+import micropython
+
+
+@micropython.viper
+def put_int(buf, p: int, v: int) -> int:
+    """Write v in decimal into bytearray buf at p; returns the index after it."""
+    b = ptr8(buf)
+    if v < 0:
+        b[p] = 45
+        p += 1
+        v = 0 - v
+    q = p
+    while True:
+        b[p] = 48 + v % 10
+        p += 1
+        v = v // 10
+        if v == 0:
+            break
+    e = p - 1
+    while q < e:
+        c = b[q]
+        b[q] = b[e]
+        b[e] = c
+        q += 1
+        e -= 1
+    return p
+
+
+@micropython.viper
+def crc16_buf(buf, n: int, table) -> int:
+    """CRC-16/CCITT-FALSE of buf[:n] with protocol's 256-entry table."""
+    b = ptr8(buf)
+    t = ptr16(table)
+    crc = 0xFFFF
+    i = 0
+    while i < n:
+        crc = ((crc << 8) & 0xFFFF) ^ t[(crc >> 8) ^ b[i]]
+        i += 1
+    return crc
+
+
+@micropython.viper
+def decimate(raw, xbuf, tbuf, clk) -> int:
+    """Sum groups of 4 raw 12-bit samples into xbuf (read_u16 scale) and stamp them into tbuf.
+    clk (array 'i'): [0] raw index, [1] first output index, [2] end index, [3] tick of the next
+    sample, [4] its Bresenham remainder, [5] whole us per sample, [6] remainder per sample,
+    [7] the remainder's denominator; [3] and [4] are advanced. Returns the end index."""
+    r = ptr16(raw)
+    x = ptr16(xbuf)
+    tb = ptr32(tbuf)
+    c = ptr32(clk)
+    i = int(c[0])
+    n = int(c[1])
+    end = int(c[2])
+    t = int(c[3])
+    acc = int(c[4])
+    step = int(c[5])
+    rem = int(c[6])
+    den = int(c[7])
+    while n < end:
+        x[n] = (int(r[i]) + int(r[i + 1]) + int(r[i + 2]) + int(r[i + 3])) << 2
+        tb[n] = t
+        t = (t + step) & 0x3FFFFFFF          # ticks_add: the tick period is 2**30
+        acc += rem
+        if acc >= den:
+            acc -= den
+            t = (t + 1) & 0x3FFFFFFF
+        i += 4
+        n += 1
+    c[3] = t
+    c[4] = acc
+    return n
