@@ -76,3 +76,26 @@ def decimate(raw, xbuf, tbuf, clk) -> int:
     c[3] = t
     c[4] = acc
     return n
+
+
+@micropython.viper
+def max_jitter(tbuf, n: int, prev: int, have_prev: int, period: int, jitter: int) -> int:
+    """The largest |ticks_diff(tbuf[i], tbuf[i - 1]) - period| over tbuf[:n] and jitter, the first
+    sample paired with prev when have_prev (App.poll_samples' per-sample check, in one call)."""
+    tb = ptr32(tbuf)
+    i = 0
+    if not have_prev:
+        if n == 0:
+            return jitter
+        prev = int(tb[0])
+        i = 1
+    while i < n:
+        t = int(tb[i])
+        j = ((t - prev + 0x20000000) & 0x3FFFFFFF) - 0x20000000 - period   # ticks_diff - period
+        if j < 0:
+            j = 0 - j
+        if j > jitter:
+            jitter = j
+        prev = t
+        i += 1
+    return jitter

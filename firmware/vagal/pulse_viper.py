@@ -53,7 +53,7 @@ if (_LEARNING, _OK, _NO_CONTACT, _NOISY, _LOW_AMPLITUDE, _DROPOUT_LEVEL, _RAIL_L
 
 
 # The reference's per-sample scalars, in _st[0.._N_VAR) in this order (copied both ways around a
-# sample the reference runs).
+# sample the reference runs, by _st_to_attrs and _attrs_to_st, which name each one).
 _VARS = ("_i1", "_i2", "_s1", "_s2", "_is", "_ssf", "_primed", "_hi", "_prev_lp", "_nq", "_bad_run",
          "_stuck", "_run_x", "_blk_n", "_blk_min", "_blk_max", "_prev_min", "_prev_max", "_bad_hold",
          "quality", "_learn", "_learn_ssf", "_learn_max_at", "_since_peak", "_cand", "_rearm",
@@ -375,6 +375,98 @@ def _push(self, x_in, t_in) -> bool:
     return False
 
 
+@micropython.viper
+def _st_to_attrs(self):
+    """_st -> the reference's attributes (before a sample the reference runs)."""
+    st = ptr32(self._ib)
+    self._i1 = st[_I1]
+    self._i2 = st[_I2]
+    self._s1 = st[_S1]
+    self._s2 = st[_S2]
+    self._is = st[_IS]
+    self._ssf = st[_SSF]
+    self._primed = st[_PRIMED]
+    self._hi = st[_HI]
+    self._prev_lp = st[_PREV_LP]
+    self._nq = st[_NQ]
+    self._bad_run = st[_BAD_RUN]
+    self._stuck = st[_STUCK]
+    self._run_x = st[_RUN_X]
+    self._blk_n = st[_BLK_N]
+    self._blk_min = st[_BLK_MIN]
+    self._blk_max = st[_BLK_MAX]
+    self._prev_min = st[_PREV_MIN]
+    self._prev_max = st[_PREV_MAX]
+    self._bad_hold = st[_BAD_HOLD]
+    self.quality = st[_QUALITY]
+    self._learn = st[_LEARN]
+    self._learn_ssf = st[_LEARN_SSF]
+    self._learn_max_at = st[_LEARN_MAX_AT]
+    self._since_peak = st[_SINCE_PEAK]
+    self._cand = st[_CAND]
+    self._rearm = st[_REARM]
+    self._noise = st[_NOISE]
+    self._ssf_avg = st[_SSF_AVG]
+    self._miss_n = st[_MISS_N]
+    self._cand_len = st[_CAND_LEN]
+    self._cand_ssf = st[_CAND_SSF]
+    self._cand_max = st[_CAND_MAX]
+    self._cand_max_i = st[_CAND_MAX_I]
+    self._foot = st[_FOOT]
+    self._blk_bad = st[_BLK_BAD]
+    self._flat_blocks = st[_FLAT_BLOCKS]
+    self._small_blocks = st[_SMALL_BLOCKS]
+    self._big_blocks = st[_BIG_BLOCKS]
+    self._low_blocks = st[_LOW_BLOCKS]
+    self._amp_avg = st[_AMP_AVG]
+
+
+@micropython.viper
+def _attrs_to_st(self):
+    """The reference's attributes -> _st (after it)."""
+    st = ptr32(self._ib)
+    st[_I1] = int(self._i1)
+    st[_I2] = int(self._i2)
+    st[_S1] = int(self._s1)
+    st[_S2] = int(self._s2)
+    st[_IS] = int(self._is)
+    st[_SSF] = int(self._ssf)
+    st[_PRIMED] = int(self._primed)
+    st[_HI] = int(self._hi)
+    st[_PREV_LP] = int(self._prev_lp)
+    st[_NQ] = int(self._nq)
+    st[_BAD_RUN] = int(self._bad_run)
+    st[_STUCK] = int(self._stuck)
+    st[_RUN_X] = int(self._run_x)
+    st[_BLK_N] = int(self._blk_n)
+    st[_BLK_MIN] = int(self._blk_min)
+    st[_BLK_MAX] = int(self._blk_max)
+    st[_PREV_MIN] = int(self._prev_min)
+    st[_PREV_MAX] = int(self._prev_max)
+    st[_BAD_HOLD] = int(self._bad_hold)
+    st[_QUALITY] = int(self.quality)
+    st[_LEARN] = int(self._learn)
+    st[_LEARN_SSF] = int(self._learn_ssf)
+    st[_LEARN_MAX_AT] = int(self._learn_max_at)
+    st[_SINCE_PEAK] = int(self._since_peak)
+    st[_CAND] = int(self._cand)
+    st[_REARM] = int(self._rearm)
+    st[_NOISE] = int(self._noise)
+    st[_SSF_AVG] = int(self._ssf_avg)
+    st[_MISS_N] = int(self._miss_n)
+    st[_CAND_LEN] = int(self._cand_len)
+    st[_CAND_SSF] = int(self._cand_ssf)
+    st[_CAND_MAX] = int(self._cand_max)
+    st[_CAND_MAX_I] = int(self._cand_max_i)
+    st[_FOOT] = int(self._foot)
+    st[_BLK_BAD] = int(self._blk_bad)
+    st[_FLAT_BLOCKS] = int(self._flat_blocks)
+    st[_SMALL_BLOCKS] = int(self._small_blocks)
+    st[_BIG_BLOCKS] = int(self._big_blocks)
+    st[_LOW_BLOCKS] = int(self._low_blocks)
+    st[_AMP_AVG] = int(self._amp_avg)
+
+
 class BeatDetector(_Reference):
     """pulse.BeatDetector with push() in viper: the same beats, byte for byte (see the module).
 
@@ -414,17 +506,12 @@ class BeatDetector(_Reference):
                 st[_XMAX + i] = self._fixed[i]
             self._to_st()
 
-    def _to_st(self):
-        st = self._st
-        for i in range(_N_VAR):
-            st[i] = getattr(self, _VARS[i])
+    _to_st = _attrs_to_st
 
     def _by_reference(self, x, t_us):
         """Run one sample through the reference push() on the same state."""
         self.by_reference += 1
-        st = self._st
-        for i in range(_N_VAR):
-            setattr(self, _VARS[i], st[i])
+        _st_to_attrs(self)
         r = _Reference.push(self, x, t_us)
-        self._to_st()
+        _attrs_to_st(self)
         return r

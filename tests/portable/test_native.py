@@ -1,0 +1,65 @@
+"""native.py's viper loops against the plain Python they stand in for (on the unix port; elsewhere
+there is no viper and the callers run the Python, so these skip)."""
+
+from array import array
+
+import portable
+import synth_ppg
+from vagal.ticks import ticks_add, ticks_diff, TICKS_MAX
+
+try:
+    from vagal import native
+except (ImportError, SyntaxError, ValueError):
+    native = None
+
+
+def _need():
+    if native is None:
+        raise portable.Skip("no viper on this runtime")
+
+
+def _jitter_py(tbuf, n, prev, have_prev, period, jitter):
+    for i in range(n):
+        t = tbuf[i]
+        if have_prev:
+            j = ticks_diff(t, prev) - period
+            if j < 0:
+                j = -j
+            if j > jitter:
+                jitter = j
+        prev = t
+        have_prev = True
+    return jitter
+
+
+def test_max_jitter_is_the_apps_loop():
+    _need()
+    rng = synth_ppg.Rng(9)
+    tb = array("i", bytes(4 * 64))
+    t = TICKS_MAX - 40000                      # across the 2**30 wrap
+    for trial in range(200):
+        n = rng.next() % 65
+        for i in range(n):
+            step = 4000 + (rng.next() % 201) - 100
+            if rng.next() % 50 == 0:
+                step += 30000000               # a stalled clock
+            t = ticks_add(t, step)
+            tb[i] = t
+        prev = ticks_add(t, -(rng.next() % 9000))
+        for have in (False, True):
+            want = _jitter_py(tb, n, prev, have, 4000, trial)
+            got = native.max_jitter(tb, n, prev, have, 4000, trial)
+            assert got == want, (trial, n, have, got, want)
+
+
+def test_put_int_and_crc_are_protocols():
+    _need()
+    from vagal import protocol
+    buf = bytearray(32)
+    for v in (0, 7, -7, 10, -1073741823, 1073741823, 123456789):
+        n = native.put_int(buf, 3, v)
+        assert bytes(buf[3:n]) == str(v).encode(), (v, bytes(buf[3:n]))
+    line = b"pacer 12 123456 5500 31000 in 40000"
+    buf[:] = bytes(32)
+    big = bytearray(line)
+    assert native.crc16_buf(big, len(big), protocol._CRC_TABLE) == protocol.crc16(line)
