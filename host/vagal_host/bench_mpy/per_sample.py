@@ -158,7 +158,7 @@ class SampleBoard:
 def app_loop(xs, ts, fs, settings_path, passes):
     """App.poll_samples over the whole recording (the device's per-sample path end to end), timed
     in blocks of polls, each block's quickest of `passes` passes with a fresh app."""
-    from vagal.app import SAMPLE_MS, App
+    from vagal.app import PACER_MS as SAMPLE_MS, App  # samples are drained every LED period
 
     per_poll = (fs * SAMPLE_MS + 999) // 1000
     polls_per_block = BLOCK // per_poll
@@ -192,7 +192,7 @@ def app_loop(xs, ts, fs, settings_path, passes):
 
 def read_loop(xs, ts, fs, passes):
     """SampleBoard.read alone, polled as app_loop polls it: the stand-in board's share of app_us."""
-    from vagal.app import SAMPLE_BUF, SAMPLE_MS
+    from vagal.app import SAMPLE_BUF, PACER_MS as SAMPLE_MS
 
     per_poll = (fs * SAMPLE_MS + 999) // 1000
     xbuf = array("H", bytes(2 * SAMPLE_BUF))
