@@ -23,6 +23,7 @@ PROTOCOL_VERSION = const(1)
 MAX_LINE = const(200)  # bytes per line, without the newline; longer lines are dropped
 SEQ_MOD = const(65536)
 INT_LIMIT = const(1073741824)  # 2**30
+_INT_MAX = const(1073741823)  # INT_LIMIT - 1: a small int on the Pico (INT_LIMIT is not)
 
 INT = "i"
 TOKEN = "s"
@@ -265,7 +266,7 @@ class LineWriter:
             v = values[i]
             buf[p] = 32
             if spec.startswith("i", t0 + i):
-                if type(v) is not int or not -INT_LIMIT < v < INT_LIMIT:
+                if type(v) is not int or not -_INT_MAX <= v <= _INT_MAX:  # small ints on the Pico
                     _int_text(spec, i, v)  # raises, naming the field
                 p = self._int(v, p + 1)
             elif spec.startswith("s", t0 + i):
