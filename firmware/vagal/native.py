@@ -99,3 +99,34 @@ def max_jitter(tbuf, n: int, prev: int, have_prev: int, period: int, jitter: int
         prev = t
         i += 1
     return jitter
+
+
+@micropython.viper
+def dft_bin(x, cos, m: int, re, im, b: int):
+    """coherence.Coherence._dft_bin: bin m of the 256-point DFT of the 128 values of x (array 'h'),
+    with the table cos (array 'h', 4096 cos(2 pi i / 256)), into re[b] and im[b] (arrays 'i').
+    |x| <= 1023 and |cos| <= 4096: each sum stays below 2**29."""
+    xp = ptr16(x)
+    cp = ptr16(cos)
+    rp = ptr32(re)
+    ip = ptr32(im)
+    r = 0
+    s = 0
+    idx = 0
+    k = 0
+    while k < 128:
+        v = int(xp[k])
+        if v & 0x8000:               # ptr16 loads are unsigned: sign-extend the 'h' values
+            v -= 0x10000
+        c = int(cp[idx])
+        if c & 0x8000:
+            c -= 0x10000
+        d = int(cp[(idx - 64) & 255])
+        if d & 0x8000:
+            d -= 0x10000
+        r += v * c
+        s -= v * d
+        idx = (idx + m) & 255
+        k += 1
+    rp[b] = r
+    ip[b] = s

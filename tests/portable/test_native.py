@@ -63,3 +63,25 @@ def test_put_int_and_crc_are_protocols():
     buf[:] = bytes(32)
     big = bytearray(line)
     assert native.crc16_buf(big, len(big), protocol._CRC_TABLE) == protocol.crc16(line)
+
+
+def test_dft_bin_is_coherences_loop():
+    _need()
+    from vagal import coherence as C
+    from array import array
+    c = C.Coherence()
+    rng = synth_ppg.Rng(4)
+    for trial in range(6):
+        for k in range(C.N):
+            c._x[k] = (rng.next() % 2047) - 1023 if trial else (1023 if k & 1 else -1023)
+        for b in range(C.NBINS):
+            native.dft_bin(c._x, C.COS, C.BIN_LO + b, c._re, c._im, b)
+        got = (list(c._re), list(c._im))
+        saved = C._dft_bin
+        C._dft_bin = None
+        try:
+            for b in range(C.NBINS):
+                c._dft_bin(b)
+        finally:
+            C._dft_bin = saved
+        assert got == (list(c._re), list(c._im)), trial
