@@ -508,7 +508,8 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir, robus
               "|---|---|---|---|---|",
               "| empty `for i in range(n): pass` iteration | %.4f us | 1 | %.2f us | |" % (
                   cost["empty_us"], empty_rp),
-              "| BeatDetector.push per sample | %.3f us | %.0f | %.0f us | %.1f %% |" % (
+              "| BeatDetector.push per sample (the pure-Python reference; the device runs viper, "
+              "section 6) | %.3f us | %.0f | %.0f us | %.1f %% |" % (
                   cost["detector_us"], ratio_det, ratio_det * empty_rp,
                   ratio_det * empty_rp * DEVICE_FS / 1e4)]
         if "app_us" in cost:
