@@ -2,18 +2,22 @@
 
 pulse.py's BeatDetector is the reference and stays pure Python (CPython, WebAssembly); on the
 RP2040 its push() costs ~400 us per sample (a third of that is attribute lookups). Here push() is
-one viper function over the same arrays, with the per-sample scalars in one int array (_st). It
-handles the samples that make up nearly all of a recording: a good raw sample, the filters and the
-slope sum, learning before its end, and detection while it waits for or follows an upstroke. Every
-other sample (a bad or clipped one, a quality block's end, a confirmed peak, the end of learning,
-a queued beat, the first sample) it hands, before changing anything, to the reference push(): the
-scalars are copied into the reference's attributes, the reference runs that sample, and they are
-copied back. So the rare paths are the reference's own code, and the common path is checked
-against it sample for sample (tests/portable/test_pulse_viper.py, on every recording and sweep).
+one viper function over the same arrays (pooled, so that two attribute lookups reach them all),
+with the per-sample scalars in one int array (_st). It handles the samples that make up nearly all
+of a recording: a good raw sample, the quality block's end when the state stays, the filters and
+the slope sum, learning before its end, and detection while it waits for or follows an upstroke.
+Every other sample (a bad or clipped one, a change of quality state, a confirmed peak, the end of
+learning, a queued beat, the first sample) it hands, before changing anything, to the reference
+push(): the scalars are copied into the reference's attributes, the reference runs that sample, and
+they are copied back. So the rare paths are the reference's own code, and the common path is checked
+against it sample for sample (tests/portable/test_pulse_viper.py on synthetic sweeps,
+tests/test_pulse_viper_recordings.py on every shared recording).
 
 Viper ints are machine words (32 bits on the Pico, 64 on x86-64) and a ptr32 load zero-extends on
 x86-64: every value kept in _st is >= 0 and < 2**30, as in the reference (slope sums, sums of 16-bit
-samples, sample counts, ticks), and every product formed here stays below 2**28.
+samples, sample counts, ticks), and every product formed here stays below 2**28. (The pool also
+holds the reference's _a, whose dicrotic score can be negative: push() reads only _a's learning
+range, raw samples >= 0.)
 """
 
 from array import array

@@ -1,7 +1,7 @@
 """Run the reference BeatDetector and the viper one (pulse_viper) side by side on the same samples
 and ticks, and fail at the first sample where they differ: push()'s result, the quality, a beat's
 time, interval, amplitude or confidence, and at the end every scalar and array of the state. Used by
-test_pulse_viper.py (synthetic sweeps) and tests/test_pulse_viper.py (every shared recording) on
+test_pulse_viper.py (synthetic sweeps) and tests/test_pulse_viper_recordings.py (every shared recording) on
 the MicroPython unix port; on a runtime without viper, available() is False."""
 
 from vagal import pulse
