@@ -599,8 +599,6 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir, robus
                 L += ["%d people's runs failed (no result)." % pop["failed"], ""]
         else:
             L += ["Not run: %s." % pop["why"], ""]
-    if chip is not None:
-        L += render_chip(chip, cost, empty_rp)
     if robust is not None:
         rrows, af = robust
         L += ["## 5. Robustness: the recordings under other conditions, and atrial fibrillation", "",
@@ -611,6 +609,8 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir, robus
               "each interval uniform within +-15/30/45 %%, each pulse as tall as its filling time "
               "allows), beats within 100 ms." % (cmd, robustness.AF_PER_ROW), "",
               robustness.render(rrows, af), ""]
+    if chip is not None:
+        L += render_chip(chip, cost, empty_rp)
     return "\n".join(L)
 
 
