@@ -26,10 +26,28 @@ from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
 from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, ResonanceMeter
 from vagal.ticks import ticks_add, ticks_diff
 
-try:  # the samples' jitter check in viper where the port compiles it (the RP2040)
+
+
+def max_jitter(tbuf, n, prev, have_prev, period, jitter):
+    """The largest |ticks_diff(tbuf[i], tbuf[i - 1]) - period| over tbuf[:n] and jitter, the first
+    sample paired with prev when have_prev: the samples' timing check, once per batch."""
+    for i in range(n):
+        t = tbuf[i]
+        if have_prev:
+            j = ticks_diff(t, prev) - period
+            if j < 0:
+                j = -j
+            if j > jitter:
+                jitter = j
+        prev = t
+        have_prev = True
+    return jitter
+
+
+try:  # the same in viper where the port compiles it (the RP2040; tests/portable/test_native.py)
     from vagal.native import max_jitter as _max_jitter
 except (ImportError, SyntaxError, ValueError):
-    _max_jitter = None
+    _max_jitter = max_jitter
 
 try:
     import gc
@@ -441,22 +459,13 @@ class App:
         raw = self.raw  # only a command changes it, and commands run in another task
         while True:
             n = board.read(xbuf, tbuf)
-            if _max_jitter is not None and n:  # the check below, in one viper call
+            if n:
                 jitter = _max_jitter(tbuf, n, prev, have_prev, period, jitter)
                 prev = tbuf[n - 1]
                 have_prev = True
             for i in range(n):
                 x = xbuf[i]
                 t = tbuf[i]
-                if _max_jitter is None:
-                    if have_prev:
-                        j = ticks_diff(t, prev) - period
-                        if j < 0:
-                            j = -j
-                        if j > jitter:
-                            jitter = j
-                    prev = t
-                    have_prev = True
                 if det.push(x, t):
                     self._on_beat()
                 if det.quality != q:

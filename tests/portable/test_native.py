@@ -5,7 +5,8 @@ from array import array
 
 import portable
 import synth_ppg
-from vagal.ticks import ticks_add, ticks_diff, TICKS_MAX
+from vagal.app import max_jitter
+from vagal.ticks import ticks_add, TICKS_MAX
 
 try:
     from vagal import native
@@ -16,20 +17,6 @@ except (ImportError, SyntaxError, ValueError):
 def _need():
     if native is None:
         raise portable.Skip("no viper on this runtime")
-
-
-def _jitter_py(tbuf, n, prev, have_prev, period, jitter):
-    for i in range(n):
-        t = tbuf[i]
-        if have_prev:
-            j = ticks_diff(t, prev) - period
-            if j < 0:
-                j = -j
-            if j > jitter:
-                jitter = j
-        prev = t
-        have_prev = True
-    return jitter
 
 
 def test_max_jitter_is_the_apps_loop():
@@ -47,7 +34,7 @@ def test_max_jitter_is_the_apps_loop():
             tb[i] = t
         prev = ticks_add(t, -(rng.next() % 9000))
         for have in (False, True):
-            want = _jitter_py(tb, n, prev, have, 4000, trial)
+            want = max_jitter(tb, n, prev, have, 4000, trial)
             got = native.max_jitter(tb, n, prev, have, 4000, trial)
             assert got == want, (trial, n, have, got, want)
 
