@@ -20,9 +20,10 @@ from test_virtual_board import _lines
 from vagal_host.virtual import VirtualBoard, person_spec
 
 APP_TARGET = 100 * 1024  # the bound (for the Pico's 32-bit objects)
-APP_BUDGET = 125 * 1024  # the same app on the 64-bit unix port: measured 122.8 KB over assess and
-# practice (Dec 2026, with the viper detector's x86-64 code and pooled arrays; 118.8 KB with the
-# pure-Python detector, 120.6 KB before pulse.py's 16-bit history, ~131 KB before the heap work)
+APP_BUDGET = 130 * 1024  # the same app on the 64-bit unix port: measured 126.1 KB over assess and
+# practice (Dec 2026, with the viper detector, native.py's x86-64 code and protocol.LineWriter;
+# 118.8 KB with the pure-Python detector, 120.6 KB before pulse.py's 16-bit history, ~131 KB before
+# the heap work). The Pico's bound is judged on 32 bits: tests/test_heap_32bit.py
 FAKES_ALLOWANCE = 56 * 1024  # what boot.py measures for the fakes (+ interpreter start), with room
 HEADROOM = 32 * 1024  # garbage and fragmentation: with 125K live, a 190K and a 202K heap each failed once
 MINUTES = 8
