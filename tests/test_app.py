@@ -87,8 +87,8 @@ class FakeBoard:
         del self.rx[:n]
         return n
 
-    def serial_write(self, data):
-        self.out += data.encode() if isinstance(data, str) else data
+    def serial_write(self, data, n=-1):
+        self.out += data.encode() if isinstance(data, str) else bytes(data[:n] if n >= 0 else data)
 
     # helpers
     def send(self, data):

@@ -575,7 +575,7 @@ class Board:
     def serial_read(self, buf):
         return 0
 
-    def serial_write(self, data):
+    def serial_write(self, data, n=-1):
         pass
 
 

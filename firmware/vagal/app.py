@@ -26,6 +26,29 @@ from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
 from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM
 from vagal.ticks import ticks_add, ticks_diff
 
+
+
+def max_jitter(tbuf, n, prev, have_prev, period, jitter):
+    """The largest |ticks_diff(tbuf[i], tbuf[i - 1]) - period| over tbuf[:n] and jitter, the first
+    sample paired with prev when have_prev: the samples' timing check, once per batch."""
+    for i in range(n):
+        t = tbuf[i]
+        if have_prev:
+            j = ticks_diff(t, prev) - period
+            if j < 0:
+                j = -j
+            if j > jitter:
+                jitter = j
+        prev = t
+        have_prev = True
+    return jitter
+
+
+try:  # the same in viper where the port compiles it (the RP2040; tests/portable/test_native.py)
+    from vagal.native import max_jitter as _max_jitter
+except (ImportError, SyntaxError, ValueError):
+    _max_jitter = max_jitter
+
 try:
     import gc
 except ImportError:  # pragma: no cover
@@ -53,11 +76,9 @@ RX_QUIET_MS = const(1000)  # an unfinished command line older than this is dropp
 SETTINGS_WRITE_MS = const(3000)  # the settings file is written at most this often (flash wear)
 
 # Task periods. Every wake-up costs the scheduler more than a short body, so samples (5 a wake-up at
-# 250 Hz; the board buffers 128 ms) and the serial link (8 x 64 bytes a wake-up) share the LED's 20 ms.
-SAMPLE_MS = const(20)
+# 250 Hz; the board buffers 128 ms), the serial link (8 x 64 bytes a wake-up) and the button share
+# the LED's 20 ms, in one asyncio task (_task).
 PACER_MS = const(20)  # ~50 Hz LED update
-_SERIAL_MS = const(20)
-_BUTTON_MS = const(20)
 _SUPERVISOR_MS = const(250)
 _PACER_MSG_MS = const(200)  # pacer state lines, plus one at every turn of the breath
 _SUMMARY_MS = const(1000)
@@ -111,6 +132,8 @@ class App:
         self.xbuf = array("H", bytes(2 * SAMPLE_BUF))
         self.tbuf = array("i", bytes(4 * SAMPLE_BUF))
         self.rxbuf = bytearray(_RX_BUF)
+        self._lw = protocol.LineWriter()
+        self._v = [0] * 8  # the fields of the next _send_v line
         self.assembler = protocol.LineAssembler(protocol.MAX_LINE)
         self.raw_buf = array("H", bytes(2 * RAW_BATCH))
         self.raw_n = 0
@@ -141,6 +164,7 @@ class App:
         self._was_inhaling = True
         self._end_ms = 0  # session time a pace/practice session ends at (session_min; 0: none)
         self.mode = "practice"
+        self._practice_next = False  # an assessment ended: practice starts at the next pacer update
         self.date = ""  # today, as told by the `date` command ("" unknown)
         self.led = 0  # the LED duty last driven
         self._bright_target = 0
@@ -184,6 +208,14 @@ class App:
         line = protocol.encode(kind, self.seq, *values)
         self.seq = (self.seq + 1) % protocol.SEQ_MOD
         self.board.serial_write(line)
+
+    def _send_v(self, kind, n):
+        """Send kind with the first n of self._v as its fields, encoded in place (allocates
+        nothing): the lines a session sends every second."""
+        w = self._lw
+        k = w.line(kind, self.seq, self._v, n)
+        self.seq = (self.seq + 1) % protocol.SEQ_MOD
+        self.board.serial_write(w.buf, k)
 
     def log(self, level, text):
         self.send("log", level, text)
@@ -313,7 +345,12 @@ class App:
             self._make_controller(mode, rate, now)
         except MemoryError as e:
             self.ctrl = None
-            self.log("error", "%s: no memory for its controller (%s): fixed rate" % (mode, e))
+            if gc is not None:
+                gc.collect()
+            try:  # the light must go on even if there is not enough memory left to say why
+                self.log("error", "%s: no memory for its controller (%s): fixed rate" % (mode, e))
+            except MemoryError:
+                pass
         c = self.ctrl
         if c is not None:
             rate = c.rate_mbpm
@@ -363,6 +400,7 @@ class App:
             return None  # already so: an assessment or tuning in progress goes on
         if self.running:
             self._abort_assessment()
+            self._practice_next = False
             self.mode = name
             self._start_controller(self._clock(), True)
             self.send("mode", self.t_ms, name, source)
@@ -412,6 +450,7 @@ class App:
     def stop_session(self, source):
         self._clock()
         self._abort_assessment()
+        self._practice_next = False
         self.running = False
         self._ind_n = 0
         self.led = 0
@@ -444,17 +483,13 @@ class App:
         raw = self.raw  # only a command changes it, and commands run in another task
         while True:
             n = board.read(xbuf, tbuf)
+            if n:
+                jitter = _max_jitter(tbuf, n, prev, have_prev, period, jitter)
+                prev = tbuf[n - 1]
+                have_prev = True
             for i in range(n):
                 x = xbuf[i]
                 t = tbuf[i]
-                if have_prev:
-                    j = ticks_diff(t, prev) - period
-                    if j < 0:
-                        j = -j
-                    if j > jitter:
-                        jitter = j
-                prev = t
-                have_prev = True
                 if det.push(x, t):
                     self._on_beat()
                 if det.quality != q:
@@ -479,8 +514,14 @@ class App:
 
     def _on_beat(self):
         det = self.det
-        self.pipe.beat(det.beat_t_us, det.beat_ibi_us)
-        self.send("beat", self.session_ms(det.beat_t_us), det.beat_ibi_us, det.beat_amp, det.beat_conf)
+        ibi = det.beat_ibi_us
+        self.pipe.beat(det.beat_t_us, ibi)
+        v = self._v
+        v[0] = self.session_ms(det.beat_t_us)
+        v[1] = ibi
+        v[2] = det.beat_amp
+        v[3] = det.beat_conf
+        self._send_v("beat", 4)
 
     def _on_quality(self, q):
         self.quality = q
@@ -498,12 +539,20 @@ class App:
             self._pulse_ok = True
             self._pulse_seen = True
             self._pulse_told = False
-        name = QUALITY_NAMES[q] if 0 <= q < len(QUALITY_NAMES) else "unknown"
-        self.send("quality", self.t_ms, name)
+        v = self._v
+        v[0] = self.t_ms
+        v[1] = QUALITY_NAMES[q] if 0 <= q < len(QUALITY_NAMES) else "unknown"
+        self._send_v("quality", 2)
 
     def _send_pacer(self):
         p = self.pacer
-        self.send("pacer", self.t_ms, p.rate_mbpm, p.phase, "in" if p.inhaling else "out", self.led)
+        v = self._v
+        v[0] = self.t_ms
+        v[1] = p.rate_mbpm
+        v[2] = p.phase
+        v[3] = "in" if p.inhaling else "out"
+        v[4] = self.led
+        self._send_v("pacer", 5)
 
     # ------------------------------------------------------------------ light and motor signs
     def indicate(self, pattern, pulses=0):
@@ -558,20 +607,34 @@ class App:
     # ------------------------------------------------------------------ the mode's controller
     def _send_breath(self):
         m = self.meter
-        self.send("breath", self.session_ms(m.breath_end_us), 1 if m.valid else 0, m.swing_x10,
-                  m.fit_x10, m.phase_deg, m.hr_x10, m.breath_rate_mbpm)
+        v = self._v
+        v[0] = self.session_ms(m.breath_end_us)
+        v[1] = 1 if m.valid else 0
+        v[2] = m.swing_x10
+        v[3] = m.fit_x10
+        v[4] = m.phase_deg
+        v[5] = m.hr_x10
+        v[6] = m.breath_rate_mbpm
+        self._send_v("breath", 7)
 
     def _send_assess_step(self, i):
         a = self.ctrl
         self.send("assess_step", self.t_ms, a.rates[i], a.n[i], a.mean_swing_x10(i), a.mean_fit_x10(i),
                   a.mean_phase_deg(i), a.mean_coherence_x100(i))
 
-    def _assess_finished(self, a):
-        """Store a done assessment's rate and date, say so, and go on in practice mode."""
+    def _assess_finished(self):
+        """Store a done assessment's rate and date, say so, and go on in practice mode. The
+        Assessment is let go before the tuner loads: held (by a caller's local), its class kept
+        the assessment's code alive beside the tuner's, ~12 KB more at the switch."""
+        a = self.ctrl
         date = self.date
         state = "done" if a.state == ASSESS_DONE else "failed"
         rate = a.result_mbpm
         chosen = a.rates[a.best_index] if a.best_index >= 0 else 0
+        a = None
+        self.ctrl = None
+        self.mode = "practice"
+        self._practice_next = True  # the tuner loads at the next pacer update, from a fresh stack
         if state == "done":
             try:
                 self.settings.update((("resonance_mbpm", rate), ("resonance_date", date)), False)
@@ -582,8 +645,13 @@ class App:
                 self.save_settings(False, True)
         self.send("assess_result", self.t_ms, state, rate, chosen, date or "-")
         self.indicate(IND_DONE if state == "done" else IND_FAILED)
-        self.ctrl = None
-        self.mode = "practice"
+
+    def _go_practice(self):
+        """After an assessment: practice at the stored rate. Run at the start of a pacer update, not
+        inside the assessment's last one: MicroPython's collector scans the stack conservatively, and
+        a stale slot of those frames kept the Assessment (and its code, ~12 KB) alive beside the
+        tuner's; on the virtual board in a 300 KB heap the tuner then could not load."""
+        self._practice_next = False
         self._start_controller(self._clock(), True)
         self.send("mode", self.t_ms, "practice", "auto")
 
@@ -600,7 +668,11 @@ class App:
             self._coh_n += 1
             if ratio >= 100:
                 self._coh_good += 1
-            self.send("coherence", self.t_ms, ratio, c.peak_mhz if ratio >= 0 else 0)
+            v = self._v
+            v[0] = self.t_ms
+            v[1] = ratio
+            v[2] = c.peak_mhz if ratio >= 0 else 0
+            self._send_v("coherence", 3)
         ctrl = self.ctrl
         if ctrl is None:
             return
@@ -620,7 +692,8 @@ class App:
                 self._assess_step += 1
             if ctrl.state != ASSESS_RUNNING:
                 self._send_assess_step(ctrl.step)
-                self._assess_finished(ctrl)
+                ctrl = None  # nothing may hold the Assessment while the tuner loads
+                self._assess_finished()
 
     def _pulse_check(self, now_ms):
         """Tell the user once when a session has no pulse (none found, or lost for a while)."""
@@ -639,6 +712,8 @@ class App:
             if self._ind_n:  # a sign while idle (a long press choosing the mode)
                 self._drive(0, 0, now_ms)
             return
+        if self._practice_next:
+            self._go_practice()
         now = self._clock()
         p = self.pacer
         b = p.brightness
@@ -859,7 +934,13 @@ class App:
                 if self._hr_n >= 1 << 18:  # keeps the sum a small int in any session length
                     self._hr_sum >>= 1
                     self._hr_n >>= 1
-            self.send("hrv", self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us, h.count)
+            v = self._v
+            v[0] = self.t_ms
+            v[1] = h.hr_x10
+            v[2] = h.rmssd_us
+            v[3] = h.sdnn_us
+            v[4] = h.count
+            self._send_v("hrv", 5)
         if ticks_diff(now_ms, self._next_stats) >= 0:
             self._next_stats = ticks_add(now_ms, _STATS_MS)
             free = gc.mem_free() if gc is not None and hasattr(gc, "mem_free") else -1
@@ -867,8 +948,15 @@ class App:
             for j in (getattr(self.board, "jitter_us_min", 0), getattr(self.board, "jitter_us_max", 0)):
                 j = -j if j < 0 else j
                 jitter = j if j > jitter else jitter
-            self.send("stats", self.t_ms, self.board.lost_samples, jitter, self.loop_us, free,
-                      self.rx_bad, self.flash_writes)
+            v = self._v
+            v[0] = self.t_ms
+            v[1] = self.board.lost_samples
+            v[2] = jitter
+            v[3] = self.loop_us
+            v[4] = free
+            v[5] = self.rx_bad
+            v[6] = self.flash_writes
+            self._send_v("stats", 7)
             self.jitter_us = 0
             self.loop_us = 0
 
@@ -881,14 +969,18 @@ class App:
         self.board.feed()
         return True
 
-    def _timed(self, k, body):
-        t0 = self.board.ticks_us()
+    def _timed(self, k, body, t0=None):
+        """Run task body k, note its time in loop_us and check it in; t0: the clock already read
+        at its start (the end of the body before it). Returns the clock at its end."""
+        if t0 is None:
+            t0 = self.board.ticks_us()
         body()
         t1 = self.board.ticks_us()  # also the check-in: one clock read fewer per wake-up
         d = ticks_diff(t1, t0)
         if d > self.loop_us:
             self.loop_us = d
         self._checkin[k] = t1
+        return t1
 
     def step(self):
         """Run every task body once (tests and simple loops); the watchdog is fed if all is well."""
@@ -900,10 +992,18 @@ class App:
         return self.supervise()
 
     # ------------------------------------------------------------------ asyncio
-    async def _task(self, k, body, period_ms):
+    async def _task(self, ks, bodies, period_ms):
+        """Run the bodies (task indices ks) one after another every period_ms. The 20 ms bodies
+        share one asyncio task: each wake-up of a task costs ~0.25 ms of the RP2040 (measured on
+        the emulated chip), which as five tasks was 6 % of the CPU. Each body is still timed
+        (loop_us) and checks in for the watchdog on its own."""
+        k = ks[0]
         try:
             while not self.stopping:
-                self._timed(k, body)
+                t = None
+                for i in range(len(ks)):
+                    k = ks[i]
+                    t = self._timed(k, bodies[i], t)  # one clock read per body
                 await _sleep_ms(period_ms)
         except Exception as e:
             if self.failure is None:
@@ -922,11 +1022,10 @@ class App:
         """begin(), then run the tasks until stop() or a task fails (whose exception is raised)."""
         self.begin()
         tasks = [
-            asyncio.create_task(self._task(_T_SAMPLES, self.poll_samples, SAMPLE_MS)),
-            asyncio.create_task(self._task(_T_PACER, self.update_pacer, PACER_MS)),
-            asyncio.create_task(self._task(_T_SERIAL, self.poll_serial, _SERIAL_MS)),
-            asyncio.create_task(self._task(_T_BUTTON, self.poll_button, _BUTTON_MS)),
-            asyncio.create_task(self._task(_T_SUMMARY, self.periodic, _SUMMARY_MS // 4)),
+            asyncio.create_task(self._task((_T_SERIAL, _T_SAMPLES, _T_PACER, _T_BUTTON),
+                                           (self.poll_serial, self.poll_samples, self.update_pacer,
+                                            self.poll_button), PACER_MS)),
+            asyncio.create_task(self._task((_T_SUMMARY,), (self.periodic,), _SUMMARY_MS // 4)),
             asyncio.create_task(self._supervisor()),
         ]
         while not self.stopping and self.failure is None:

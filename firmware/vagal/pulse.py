@@ -800,3 +800,13 @@ class BeatDetector:
         self._blk_min = 65535
         self._blk_max = 0
         self._blk_bad = 0
+
+
+# Where the port compiles viper (MicroPython on the RP2040, the unix port) BeatDetector is the same
+# detector with push() in viper (pulse_viper.py, tested byte for byte against this one); the pure
+# Python class above is the reference everywhere, and the detector on CPython and WebAssembly.
+ReferenceBeatDetector = BeatDetector
+try:
+    from vagal.pulse_viper import BeatDetector  # noqa: F811
+except (ImportError, SyntaxError, ValueError):   # no micropython module, no native emitter
+    pass

@@ -11,7 +11,9 @@ the date and the machine, so the file can be checked by running it again:
    MicroPython on an RP2040 at 125 MHz (derived from published measurements, cited in the output);
    the pacer/resonance/coherence work per update the same way;
 3. replay throughput on CPython as a multiple of real time at 250 Hz;
-4. the resonance population run, when vagal_host.population.run_population exists.
+4. the resonance population run, when vagal_host.population.run_population exists;
+5. robustness; 6. the firmware on the emulated RP2040 (vagal_host.chip, ../shared/rp2emu) when that
+   instrument is built (VAGAL_BENCH_CHIP_S emulated seconds, default 180), else how to build it.
 """
 
 import argparse
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from vagal.replay import Replay
-from vagal_host import robustness, scoring
+from vagal_host import chip, robustness, scoring
 from vagal_host.errors import VagalError
 from vagal_host.evaluate import discover, run_case, score_case
 from vagal_host.recording import load_recording
@@ -440,7 +442,7 @@ def acceptance(rows, cost, empty_rp, speed):
     return out
 
 
-def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir, robust=None):
+def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir, robust=None, chip=None):
     empty_rp, cycles_cm4, factor = rp
     cmd = "`%s`" % COMMAND
     L = ["# Benchmarks", "",
@@ -506,7 +508,8 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir, robus
               "|---|---|---|---|---|",
               "| empty `for i in range(n): pass` iteration | %.4f us | 1 | %.2f us | |" % (
                   cost["empty_us"], empty_rp),
-              "| BeatDetector.push per sample | %.3f us | %.0f | %.0f us | %.1f %% |" % (
+              "| BeatDetector.push per sample (the pure-Python reference; the device runs viper, "
+              "section 6) | %.3f us | %.0f | %.0f us | %.1f %% |" % (
                   cost["detector_us"], ratio_det, ratio_det * empty_rp,
                   ratio_det * empty_rp * DEVICE_FS / 1e4)]
         if "app_us" in cost:
@@ -606,7 +609,71 @@ def render(facts, rows, cost, rp, speed, pop, wall_s, cost_name, data_dir, robus
               "each interval uniform within +-15/30/45 %%, each pulse as tall as its filling time "
               "allows), beats within 100 ms." % (cmd, robustness.AF_PER_ROW), "",
               robustness.render(rrows, af), ""]
+    if chip is not None:
+        L += render_chip(chip, cost, empty_rp)
     return "\n".join(L)
+
+
+def chip_seconds(environ=None):
+    """VAGAL_BENCH_CHIP_S: emulated seconds of the app on the emulated RP2040 (default 180, the
+    session stopped for the last third); 0 skips that section."""
+    text = (environ if environ is not None else os.environ).get("VAGAL_BENCH_CHIP_S", "180")
+    if not text.isdigit() or (int(text) and int(text) < 60):
+        raise VagalError("VAGAL_BENCH_CHIP_S must be 0 or a whole number of seconds >= 60, not %r" % text)
+    return int(text)
+
+
+def chip_run(seconds):
+    """The emulated-RP2040 figures (vagal_host.chip), or {"why": reason} when not measured."""
+    if not seconds:
+        return {"why": "VAGAL_BENCH_CHIP_S=0"}
+    ok, why = chip.available()
+    if not ok:
+        return {"why": why}
+    stop_at = seconds * 2 // 3
+    with tempfile.TemporaryDirectory(prefix="vagal-chip-") as d:
+        r = chip.measure(d, seconds, stop_at)
+    r["command"] = "VAGAL_BENCH_CHIP_S=%d %s" % (seconds, COMMAND)
+    return r
+
+
+def render_chip(r, cost, empty_rp):
+    """Section 6: the firmware on MicroPython's own rp2 port in an emulated RP2040."""
+    L = ["## 6. The firmware on the emulated RP2040", ""]
+    if "why" in r:
+        return L + ["Not measured: %s." % r["why"], ""]
+    pct = lambda v: "%.1f %%" % v if v is not None else "-"
+    L += ["Command: `%s` (`vagal_host.chip.measure()`: ../shared/rp2emu/run.sh, MicroPython v1.28.0 "
+          "RPI_PICO in rp2040js, the firmware laid out as `vagal deploy` does, %s played into ADC0; %d s "
+          "of the app in emulated time, practice mode from the autostart%s; then the "
+          "REPL benchmarks). Cycles are counted per executed instruction at 125 MHz (the core's "
+          "sleep not counted), after 20 s of start-up." % (
+              r["command"], COST_RECORDING[0], r["app_s"],
+              ", `stop` at %d s" % r["stop_at"] if r["stop_at"] else ""), "",
+          "| measure | emulated RP2040 | target |", "|---|---|---|",
+          "| empty `for` iteration | %.2f us (the unix-port estimate of section 2 assumes %.2f us) | |" % (
+              r.get("empty_iter_us", float("nan")), empty_rp),
+          "| BeatDetector.push per sample (REPL, 5000 samples, loop included) | %.1f us (%.1f %% of the "
+          "CPU at 250 Hz) | <= 60 us |" % (r.get("push_us", float("nan")), r.get("push_us", 0) * 250 / 1e4),
+          "| whole firmware, practice session | %s (busiest second %s) | <= 10 %% |" % (
+              pct(r["cpu_pct"]), pct(r["cpu_pct_max_s"])),
+          "| whole firmware, session stopped (sampling and detection on) | %s | <= 5 %% |" % pct(
+              r["cpu_pct_stopped"]),
+          "| allocation (free heap's fall between collections) | %s B/s | <= 500 B/s |" % (
+              "%.0f" % r["alloc_b_per_s"] if "alloc_b_per_s" in r else "-"),
+          "| free heap, lowest stats line | %s B (%d collections) | >= 100 KB |" % (
+              r.get("heap_free_min", "-"), r.get("collections", 0)),
+          "| longest task step (stats loop_us) | %s us | <= 5000 us |" % r.get("loop_us_max", "-"),
+          "| beats against `vagal replay` | %d of %d matched, %d extra; intervals, amplitudes, "
+          "confidences %s | identical |" % (
+              r.get("beats_matched", 0), r.get("beats_host", 0), r.get("beats_extra", 0),
+              "identical" if chip.beats_identical(r) else "DIFFERENT"),
+          "| timer-mode sample clock, IRQ lateness min/max | %s us | |" % (
+              "%d / %d" % r["timer_jitter_us"] if "timer_jitter_us" in r else "-"), ""]
+    L += ["The emulator is if anything optimistic: it models no flash-cache misses or bus waits (a "
+          "two-pin-write `while` loop takes 11.5 us there and 15.9 us on a real Pico at 125 MHz, "
+          "../shared/rp2emu/README.md). Emulated wall time of this run: %.0f s." % (r.get("wall_s") or 0), ""]
+    return L
 
 
 def write_atomic(path, text):
@@ -634,6 +701,7 @@ def main(argv=None):
         if not args.data.is_dir():
             raise VagalError("%s is absent: nothing to measure (see ../shared/data/README.md)" % args.data)
         people = people_from_env()
+        chip_s = chip_seconds()
         facts = machine_facts()
         cases = discover(args.data)
         if not cases:
@@ -649,8 +717,10 @@ def main(argv=None):
         robust = (robustness.recording_rows(cases), robustness.af_sweep())
         print("bench: population ...", file=sys.stderr)
         pop = population_run(people, os.cpu_count() or 1)
+        print("bench: the firmware on the emulated RP2040 ...", file=sys.stderr)
+        chip_r = chip_run(chip_s)
         text = render(facts, rows, cost, rp2040_empty_loop_us(), speed, pop,
-                      time.perf_counter() - t0, "%s (%s)" % (rel, column), "../shared/data", robust)
+                      time.perf_counter() - t0, "%s (%s)" % (rel, column), "../shared/data", robust, chip_r)
     except VagalError as e:
         print("bench: %s" % e, file=sys.stderr)
         return 2

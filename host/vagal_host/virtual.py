@@ -31,6 +31,9 @@ BUILD = ROOT / "build" / "virtual_board"
 ADC_RAW_HZ = 1000  # the rate firmware/vagal/board.py runs the ADC at
 INPUT_QUEUE = 1024  # bytes of host input waiting for the firmware; more is dropped (and counted)
 TTY_BACKLOG = 256  # at most this many of them in the firmware's tty at once (so they stay droppable)
+# mpy-cross's -march for the unix port's CPU (native and viper code); None where it has none
+NATIVE_MARCH = {"x86_64": "x64", "amd64": "x64", "i686": "x86"}.get(
+    os.uname().machine.lower())
 
 
 def _tool(name):
@@ -62,6 +65,12 @@ def build(dest=BUILD):
             # load a half-written .mpy
             tmp = out.with_name("%s.%d.tmp" % (out.name, os.getpid()))
             r = subprocess.run([mpy_cross, "-o", str(tmp), str(src)], capture_output=True, text=True)
+            if r.returncode != 0 and "invalid arch" in r.stderr and NATIVE_MARCH:
+                # viper (pulse_viper.py): native code for the unix port's own CPU, as the Pico's
+                r = subprocess.run([mpy_cross, "-march=" + NATIVE_MARCH, "-o", str(tmp), str(src)],
+                                   capture_output=True, text=True)
+            elif r.returncode != 0 and "invalid arch" in r.stderr:
+                continue    # no native emitter for this CPU: the module's import fails, the reference runs
             if r.returncode != 0:
                 raise VagalError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
             os.replace(tmp, out)

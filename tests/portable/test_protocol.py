@@ -5,6 +5,7 @@ Plain functions and bare asserts: these also run on the MicroPython unix and Web
 
 from vagal import link
 from vagal import protocol as P
+import portable
 
 
 def _sample_value(ftype, i):
@@ -256,3 +257,49 @@ def test_table_strings_are_well_formed():
     for bad in ("hel", "hello siis", "", "beat2"):
         assert _raises(P.encode, bad, 1) is not None
         assert _raises(P.decode_command, bad + " 1") is not None
+
+
+def test_line_writer_gives_the_bytes_encode_gives():
+    from vagal.protocol import LineWriter
+    w = LineWriter()
+    cases = [
+        ("pacer", 0, [0, 5500, 0, "in", 0]),
+        ("pacer", 65535, [123456, 4500, 65535, "out", 65535]),
+        ("beat", 70000, [-5, 1073741823, -1073741823, 100]),
+        ("hrv", 7, [999999999, 0, 1, 10, 100]),
+        ("stats", 1, [1, 2, 3, 4, 5, 6, 7]),
+        ("quality", 2, [3, "no_contact"]),
+        ("mode", 3, [4, "practice", "button"]),
+        ("session", 4, [0, "a b*c", "x\x03y"]),          # a token is sanitised as encode() does
+        ("breath", 5, [1, 1, 250, 900, -45, 650, 5500]),
+        ("coherence", 6, [7, -1, 0]),
+    ]
+    for kind, seq, vals in cases:
+        n = w.line(kind, seq, vals + [99], len(vals))
+        want = P.encode(kind, seq, *vals).encode()
+        assert bytes(w.buf[:n]) == want, (kind, bytes(w.buf[:n]), want)
+
+
+def test_line_writer_refuses_what_encode_refuses():
+    from vagal.protocol import LineWriter
+    w = LineWriter()
+    for kind, vals in (("beat", [1, 2, 3]), ("nonsense", [1]), ("beat", [1, 2, 3, 1 << 30]),
+                       ("beat", [1, 2, 3, "4"]), ("log", ["info", "text"]), ("session", [0, "x" * 250, "y"])):
+        portable.assert_raises(P.ProtocolError, w.line, kind, 1, vals, len(vals))
+
+
+def test_line_writer_allocates_nothing():
+    from vagal.protocol import LineWriter
+    w = LineWriter()
+    vals = [0, 5500, 0, "in", 0]
+    w.line("pacer", 1, vals, 5)            # the kind and token bytes are made once
+    vals[3] = "out"
+    w.line("pacer", 1, vals, 5)
+
+    def many():
+        for i in range(50):
+            vals[0] = i * 1000
+            vals[3] = "in" if i & 1 else "out"
+            w.line("pacer", i, vals, 5)
+
+    portable.no_alloc(many)
