@@ -21,6 +21,7 @@ import vagal
 from vagal import protocol
 from vagal import settings as settings_mod
 from vagal.hrv import HRV
+from vagal.journal import Journal
 from vagal.pacer import LEVEL_MAX, RATE_MIN, Pacer, gamma, rise
 from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
 from vagal.resonance import ABS_MAX_MBPM, ABS_MIN_MBPM, ResonanceMeter
@@ -60,6 +61,7 @@ _SUPERVISOR_MS = const(250)
 _PACER_MSG_MS = const(200)  # pacer state lines, plus one at every turn of the breath
 _SUMMARY_MS = const(1000)
 _STATS_MS = const(5000)
+_MINUTE_MS = const(60000)  # a journal minute record (and the batch written to flash)
 _STALL_US = const(2000000)  # a task silent this long stops the watchdog feeding (check-ins are us
 # ticks: ticks_diff reaches 537 s, and the watchdog resets 8 s after feeding stops)
 
@@ -80,7 +82,7 @@ IND_FAILED = (3, 300, 150)  # three short buzzes: assessment failed, nothing sto
 
 _UNLOAD = sys.implementation.name == "micropython"  # free a mode's code when leaving it (heap)
 # The controllers' modules are imported when their mode starts (not at boot), to keep the heap small.
-_CONTROLLER_MODULES = ("vagal.assessment", "vagal.tuner", "vagal.winddown")
+_CONTROLLER_MODULES = ("vagal.assessment", "vagal.tuner", "vagal.winddown", "vagal.journal_files")
 ASSESS_RUNNING = const(1)  # Assessment.RUNNING / DONE (copied: vagal.assessment is loaded on demand)
 ASSESS_DONE = const(2)
 
@@ -95,7 +97,7 @@ _T_SUMMARY = const(4)
 class App:
     """The firmware application around one board; begin() then main() (or step() in tests)."""
 
-    def __init__(self, board, settings_path=None):
+    def __init__(self, board, settings_path=None, journal_path=None):
         self.board = board
         self.fs = board.fs
         self.seq = 0
@@ -105,6 +107,13 @@ class App:
         self.meter = ResonanceMeter()
         self.settings = settings_mod.Settings(
             settings_path if settings_path is not None else board.settings_path, self.log)
+        if journal_path is None:  # beside the settings: /journal on the Pico, the virtual board's folder
+            sp = self.settings.path
+            journal_path = sp[:sp.rfind("/") + 1] + "journal" if "/" in sp else "journal"
+        self.journal = Journal(journal_path, self.log)
+        self._minute_ms = 0  # session time of the next journal minute record
+        self._q_n = 0  # seconds of the current minute, and those with a pulse
+        self._q_ok = 0
         self.xbuf = array("H", bytes(2 * SAMPLE_BUF))
         self.tbuf = array("i", bytes(4 * SAMPLE_BUF))
         self.rxbuf = bytearray(_RX_BUF)
@@ -210,6 +219,7 @@ class App:
         self._anchor_us = self.board.ticks_us()
         self.send_hello()
         self.settings.load()
+        self.journal.open(self.board.ticks_ms())
         self.mode = self.settings.get("mode")
         self.apply_settings()
         self.raw = self.settings.get("raw")
@@ -351,6 +361,7 @@ class App:
             self.mode = name
             self._start_controller(self._clock(), True)
             self.send("mode", self.t_ms, name, source)
+            self.journal.mode(self.t_ms, name)
         else:
             self.mode = name
             self.apply_settings()
@@ -361,6 +372,7 @@ class App:
         if self.mode == "assess" and a is not None and a.state == ASSESS_RUNNING:
             self.ctrl = None
             self.send("assess_result", self.t_ms, "aborted", 0, 0, self.date or "-")
+            self.journal.result(self.t_ms, "aborted", 0, 0)
 
     def start_session(self, source):
         now = self._clock()
@@ -389,6 +401,13 @@ class App:
         self.running = True
         self.send("session", 0, "start", source)
         self.send("mode", 0, self.mode, source)
+        j = self.journal
+        j.start(self.mode, source, self.settings, self.date)
+        if j.current is not None:
+            self.send("jsession", j.boot, j.index, 0, 0)  # the stream file's key to this session
+        self._minute_ms = _MINUTE_MS
+        self._q_n = 0
+        self._q_ok = 0
         if self._pulse_ok and self.mode != "winddown":
             self.indicate(IND_PULSE_OK)
         self._send_pacer()
@@ -403,10 +422,12 @@ class App:
         self.board.set_led(0)
         self.board.set_motor(0)
         m = self.meter
-        self.send("summary", self.t_ms, self.mode, self._hr_sum // self._hr_n if self._hr_n else 0,
-                  m.swing_sum_x10 // m.valid_breaths if m.valid_breaths else 0,
-                  self._coh_good * 100 // self._coh_n if self._coh_n else 0,
-                  self.pacer.rate_mbpm, m.valid_breaths)
+        hr = self._hr_sum // self._hr_n if self._hr_n else 0
+        swing = m.swing_sum_x10 // m.valid_breaths if m.valid_breaths else 0
+        coherent = self._coh_good * 100 // self._coh_n if self._coh_n else 0
+        self.send("summary", self.t_ms, self.mode, hr, swing, coherent, self.pacer.rate_mbpm, m.valid_breaths)
+        self.journal.end(self.t_ms, self.mode, hr, swing, coherent, self.pacer.rate_mbpm, m.valid_breaths,
+                         source)
         self.send("session", self.t_ms, "stop", source)
         self.ctrl = None
         self.apply_settings()
@@ -570,11 +591,13 @@ class App:
                 self.log("error", "assessment result %d mbpm not stored: %s" % (rate, e))
                 state = "failed"
         self.send("assess_result", self.t_ms, state, rate, chosen, date or "-")
+        self.journal.result(self.t_ms, state, rate, chosen)
         self.indicate(IND_DONE if state == "done" else IND_FAILED)
         self.ctrl = None
         self.mode = "practice"
         self._start_controller(self._clock(), True)
         self.send("mode", self.t_ms, "practice", "auto")
+        self.journal.mode(self.t_ms, "practice")
 
     def _control(self, now):
         """Breath and coherence lines, then the mode's controller steers the pacer."""
@@ -582,6 +605,8 @@ class App:
         if m.seq != self._breath_seen:
             self._breath_seen = m.seq
             self._send_breath()
+            self.journal.breath(self.session_ms(m.breath_end_us), 1 if m.valid else 0, m.swing_x10,
+                                m.fit_x10, m.phase_deg, m.hr_x10, m.breath_rate_mbpm)
         c = m.coherence
         if c.seq != self._coh_seen:
             self._coh_seen = c.seq
@@ -756,6 +781,10 @@ class App:
                 self.reply_err(rid, "raw takes on or off, not %r" % state)
                 return
             self.reply_ok(rid, "raw " + ("on" if self.raw else "off"))
+        elif kind in ("journal", "jlist", "jread", "jdrop"):
+            from vagal import journal_files  # loaded for a sync, dropped when a session starts
+
+            journal_files.command(self, kind, msg, rid)
         else:
             self.reply_err(rid, "command %r not handled" % kind)
 
@@ -816,6 +845,9 @@ class App:
                     self._hr_sum >>= 1
                     self._hr_n >>= 1
             self.send("hrv", self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us, h.count)
+            self.journal.advance(now_ms)
+            if self.running:
+                self._journal_minute(h)
         if ticks_diff(now_ms, self._next_stats) >= 0:
             self._next_stats = ticks_add(now_ms, _STATS_MS)
             free = gc.mem_free() if gc is not None and hasattr(gc, "mem_free") else -1
@@ -827,6 +859,19 @@ class App:
                       self.rx_bad)
             self.jitter_us = 0
             self.loop_us = 0
+
+    def _journal_minute(self, h):
+        """Count the seconds with a pulse; each minute of session, one journal record (and a write)."""
+        self._q_n += 1
+        if self.quality == OK:
+            self._q_ok += 1
+        if self.t_ms >= self._minute_ms:
+            self._minute_ms += _MINUTE_MS
+            c = self.meter.coherence.coherence_x100
+            self.journal.minute(self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us, c,
+                                self._q_ok * 100 // self._q_n, self.pacer.rate_mbpm)
+            self._q_n = 0
+            self._q_ok = 0
 
     def supervise(self):
         """Feed the watchdog only if every task checked in within _STALL_US. Returns True if fed."""

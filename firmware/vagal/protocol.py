@@ -52,6 +52,9 @@ MESSAGES = (
     "log st level text",
     "ok it id text",
     "err it id reason",
+    "journal iiiiii format boot uptime_s used_bytes capacity_bytes sessions",
+    "jsession iiii boot index bytes closed",
+    "jchunk iiis boot index offset hex",
 )
 
 # Host -> device commands, same framing; the checksum is optional so a person can type them.
@@ -68,6 +71,10 @@ COMMANDS = (
     "mode s name",
     "status  ",
     "date s day",
+    "journal  ",
+    "jlist i start",
+    "jread iii boot index offset",
+    "jdrop ii boot index",
 )
 
 
