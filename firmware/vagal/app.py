@@ -273,13 +273,15 @@ class App:
 
     def _load(self, mode):
         """On MicroPython, drop the controller modules `mode` does not use from memory (each is
-        several KB of bytecode; only one mode runs at a time) before it imports its own."""
+        several KB of bytecode; only one mode runs at a time) before it imports its own. Mode
+        "sync" (a host reading the journal while no session runs) keeps only vagal.journal_files."""
         if _UNLOAD:
             dropped = False
             for name in _CONTROLLER_MODULES:
                 keep = ((mode == "assess" and name == "vagal.assessment") or
                         (mode == "practice" and name == "vagal.tuner") or
-                        (mode == "winddown" and name == "vagal.winddown"))
+                        (mode == "winddown" and name == "vagal.winddown") or
+                        (mode == "sync" and name == "vagal.journal_files"))
                 if not keep and name in sys.modules:
                     del sys.modules[name]
                     try:
@@ -782,6 +784,10 @@ class App:
                 return
             self.reply_ok(rid, "raw " + ("on" if self.raw else "off"))
         elif kind in ("journal", "jlist", "jread", "jdrop"):
+            if self.running:  # the session's code and the sync's do not both fit the heap
+                self.reply_err(rid, "a session is running: the journal is read between sessions")
+                return
+            self._load("sync")  # the controllers make room for the sync's code
             from vagal import journal_files  # loaded for a sync, dropped when a session starts
 
             journal_files.command(self, kind, msg, rid)
