@@ -431,3 +431,62 @@ def import_file(library, path):
         added += new
         held += not new
     return added, held
+
+
+def import_recorded(path, library=None, out=print):
+    """After `vagal stream` / `vagal demo`: the session file into the library. A library problem
+    never costs the file: it is said in one line, with the command that adds the file later."""
+    import sys
+
+    try:
+        with Library(library) as lib:
+            added, held = import_file(lib, path)
+            out("library: %d session%s added to %s (vagal sessions, vagal history)"
+                % (added, "" if added == 1 else "s", lib.path))
+    except VagalError as e:
+        print("not added to the library (%s); the file is kept: vagal import %s" % (e, path), file=sys.stderr)
+
+
+def session_file_of(lib, sid, folder):
+    """A session file for library session sid -> (path, part number or None): its own file when the
+    library has it, else one written into folder from the journal's records (breaths, minutes and
+    summary: what the device kept), so `vagal report` draws it the same way."""
+    from vagal import protocol
+
+    row = lib.session(sid)
+    if row is None:
+        raise VagalError("no session %d in the library %s (vagal sessions lists them)" % (sid, lib.path))
+    if row["file"] and os.path.isfile(row["file"]):
+        part = int(row["file_key"].rsplit(":", 1)[1]) if row["file_key"] else None
+        return row["file"], part
+    seq = [0]
+
+    def line(kind, *values):
+        text = protocol.encode(kind, seq[0], *values).rstrip("\n")
+        seq[0] += 1
+        return text
+
+    start = row["started_at"] or (row["day"] + "T00:00:00" if row["day"] else now_iso())
+    events = [(0, line("hello", "journal", protocol.PROTOCOL_VERSION, 250, row["board"] or "unknown")),
+              (0, line("session", 0, "start", "boot")), (0, line("mode", 0, row["mode"] or "pace", "boot"))]
+    for b in lib.breaths(sid):
+        events.append((b[0], line("breath", *[int(v) for v in b])))
+    for m in lib.minutes(sid):
+        t, hr, rmssd, sdnn, coh, _q, rate = m
+        events.append((t, line("hrv", t, hr, rmssd, sdnn, 32 if hr else 0)))
+        if coh is not None and coh >= 0:
+            events.append((t, line("coherence", t, coh, 0)))
+    end = int((row["duration_s"] or 0) * 1000)
+    if row["complete"]:
+        events.append((end, line("summary", end, row["end_mode"] or row["mode"] or "pace", row["hr_x10"] or 0,
+                                 row["swing_x10"] or 0, row["coherent_pct"] or 0, row["rate_mbpm"] or 0,
+                                 row["breaths"] or 0)))
+        events.append((end, line("session", end, "stop", "auto")))
+    events.sort(key=lambda e: e[0])
+    path = os.path.join(folder, "library-session-%d.vagal" % sid)
+    with open(path, "w") as f:
+        f.write("# vagal session 1\n# started %s\n# port library\n# tool vagal library session %d\n"
+                % (start, sid))
+        for t, text in events:
+            f.write("%.3f\t%s\n" % (max(t, 0) / 1000.0, text))
+    return path, None

@@ -9,6 +9,7 @@ record inside has its own CRC (vagal.journal_read keeps every intact record and 
 """
 
 import datetime
+import random
 import time
 
 from vagal import protocol
@@ -31,7 +32,7 @@ class BoardLink:
         self.path = path
         self.answer_s = answer_s
         self.splitter = LineSplitter()
-        self.next_id = 0
+        self.next_id = random.randrange(60000)  # answers to an earlier, cut-off sync never match ours
         self.pending = {}  # id -> [messages gathered]
         self.done = {}  # id -> (kind ok/err, text, messages)
         self.hello = None
@@ -44,7 +45,7 @@ class BoardLink:
         try:
             self.ser.write(protocol.encode_command(kind, rid, *args).encode())
         except (serial.SerialException, OSError) as e:
-            raise VagalError("cannot write to %s: %s" % (self.path, e)) from None
+            raise VagalError("cannot write to %s (nothing is lost: run vagal sync again): %s" % (self.path, e)) from None
         self.pending[rid] = []
         return rid
 
