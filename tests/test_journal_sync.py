@@ -347,3 +347,61 @@ def test_a_library_from_a_newer_vagal_read_only_or_locked_is_one_line_exit_2_not
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_the_board_killed_at_random_moments_keeps_every_finished_session_and_appends_after(tmp_path):
+    """The virtual board's process killed (SIGKILL: no clean-up, like a power cut) at random moments
+    while sessions run and are written; each restart is a new boot. Every session whose summary the
+    host saw reads back whole with every breath the host saw; the journal still appends."""
+    from vagal.journal_read import JournalError, parse
+    from vagal_host.stream import LineSplitter
+
+    folder = tmp_path / "board"
+    folder.mkdir()
+    settings = folder / "settings.json"
+    settings.write_text(json.dumps({"autostart": False, "mode": "pace"}))
+    script = ",".join("%d:0.2" % t for t in (2, 22, 24, 44, 46, 66, 68, 88))  # 4 sessions of 20 s
+    rng = random.Random(7)
+    finished = {}  # (boot, index) -> breaths seen on the wire
+    kills = 6
+    for k in range(kills + 1):
+        with VirtualBoard(speed="max", heapsize=HEAP, respawn=False, settings_path=str(settings),
+                          person=person_spec(seed=k, hr=70), buttons=script) as vb:
+            ser = serial.Serial(vb.port, timeout=0.05)
+            split = LineSplitter()
+            key, breaths = None, 0
+            until = time.monotonic() + (rng.uniform(0.3, 3.0) if k < kills else 30)
+            try:
+                while time.monotonic() < until:
+                    for line in split.feed(ser.read(ser.in_waiting or 1)):
+                        if isinstance(line, int):
+                            continue
+                        parts = line.split(b"*")[0].split()
+                        if parts[0] == b"jsession":
+                            key, breaths = (int(parts[2]), int(parts[3])), 0
+                        elif parts[0] == b"breath" and key:
+                            breaths += 1
+                        elif parts[0] == b"summary" and key:
+                            finished[key] = breaths
+                            if k == kills:
+                                until = 0  # the last boot: one whole session after all the cuts
+                if k < kills:
+                    vb.proc.kill()  # mid-session or mid-write: whatever the moment is
+                    vb.proc.wait()
+            finally:
+                ser.close()
+    sessions = {}
+    for p in (folder / "journal").iterdir():
+        if J.parse_name(p.name):
+            try:
+                s = parse(p.read_bytes(), p.name)
+            except JournalError:
+                continue  # cut as its header was written
+            sessions[(s.boot, s.index)] = s
+    assert finished and max(finished)[0] == kills + 1  # the last boot's session is there
+    for key, n in finished.items():
+        s = sessions[key]
+        assert s.complete() and len(s.breaths) == n and not s.problems, (key, n, s.problems)
+    cut = [s for key, s in sessions.items() if key not in finished]
+    print("%d kills: %d whole sessions kept, %d cut short (kept up to their last record)"
+          % (kills, len(finished), len(cut)))

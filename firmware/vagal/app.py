@@ -427,9 +427,10 @@ class App:
         hr = self._hr_sum // self._hr_n if self._hr_n else 0
         swing = m.swing_sum_x10 // m.valid_breaths if m.valid_breaths else 0
         coherent = self._coh_good * 100 // self._coh_n if self._coh_n else 0
-        self.send("summary", self.t_ms, self.mode, hr, swing, coherent, self.pacer.rate_mbpm, m.valid_breaths)
+        # on flash first: a summary the host has seen is a session the journal has whole
         self.journal.end(self.t_ms, self.mode, hr, swing, coherent, self.pacer.rate_mbpm, m.valid_breaths,
                          source)
+        self.send("summary", self.t_ms, self.mode, hr, swing, coherent, self.pacer.rate_mbpm, m.valid_breaths)
         self.send("session", self.t_ms, "stop", source)
         self.ctrl = None
         self.apply_settings()
