@@ -100,34 +100,34 @@ def _panel(ax, points, colour, label, unit):
     _legend(ax)
 
 
-def fig_swing(rows, path):
-    """Heart-rate swing per breath and coherence, per session, with weekly means."""
-    swing = [(t, r["swing_x10"] / 10.0) for r, t in rows if r["swing_x10"] and r["breaths"]]
-    coh = [(t, r["coherent_pct"]) for r, t in rows if r["coherent_pct"] is not None]
-    if not swing and not coh:
+def _two_panels(path, top, bottom):
+    """Two per-session panels with weekly means; top/bottom = (points, colour, label, unit)."""
+    if not top[0] and not bottom[0]:
         return False
     fig, axes = _figure(2, 5.0)
-    if swing:
-        _panel(axes[0], swing, "#c0392b", "swing", "swing, bpm")
-    if coh:
-        _panel(axes[1], coh, "#8e44ad", "coherent", "% coherent")
+    for ax, (points, colour, label, unit) in zip(axes, (top, bottom)):
+        if points:
+            _panel(ax, points, colour, label, unit)
     _save(fig, path)
     return True
+
+
+def fig_swing(rows, path):
+    """Heart-rate swing per breath and coherence, per session, with weekly means."""
+    return _two_panels(path,
+                       ([(t, r["swing_x10"] / 10.0) for r, t in rows if r["swing_x10"] and r["breaths"]],
+                        "#c0392b", "swing", "swing, bpm"),
+                       ([(t, r["coherent_pct"]) for r, t in rows if r["coherent_pct"] is not None],
+                        "#8e44ad", "coherent", "% coherent"))
 
 
 def fig_heart(rows, path):
     """Resting heart rate and RMSSD per session (the device's numbers), with weekly means."""
-    hr = [(t, r["hr_x10"] / 10.0) for r, t in rows if r["hr_x10"]]
-    rm = [(t, r["rmssd_us"] / 1000.0) for r, t in rows if r["rmssd_us"]]
-    if not hr and not rm:
-        return False
-    fig, axes = _figure(2, 5.0)
-    if hr:
-        _panel(axes[0], hr, "#d35400", "heart rate", "heart rate, bpm")
-    if rm:
-        _panel(axes[1], rm, "#16a085", "RMSSD", "RMSSD, ms")
-    _save(fig, path)
-    return True
+    return _two_panels(path,
+                       ([(t, r["hr_x10"] / 10.0) for r, t in rows if r["hr_x10"]],
+                        "#d35400", "heart rate", "heart rate, bpm"),
+                       ([(t, r["rmssd_us"] / 1000.0) for r, t in rows if r["rmssd_us"]],
+                        "#16a085", "RMSSD", "RMSSD, ms"))
 
 
 SECTIONS = (

@@ -5,21 +5,11 @@ Plain functions and bare asserts: these also run on the MicroPython unix and Web
 
 import os
 
-from portable import assert_raises, no_alloc
+from portable import assert_raises, no_alloc, tmp_dir
 from vagal import journal as J
 from vagal import journal_files as F
 from vagal import journal_read as R
 from vagal import settings as S
-
-
-def _dir():
-    for d in ("/tmp", "."):
-        try:
-            os.stat(d)
-            return d
-        except OSError:
-            pass
-    return "."
 
 
 _N = [0]
@@ -44,7 +34,7 @@ def _rmtree(path):
 def _folder():
     """A fresh, empty journal folder, unique within this run."""
     _N[0] += 1
-    p = "%s/vagal_test_journal_%d_%d" % (_dir(), os.getpid() if hasattr(os, "getpid") else 0, _N[0])
+    p = "%s/vagal_test_journal_%d_%d" % (tmp_dir(), os.getpid() if hasattr(os, "getpid") else 0, _N[0])
     _rmtree(p)
     return p
 
