@@ -363,7 +363,6 @@ class App:
             self.mode = name
             self._start_controller(self._clock(), True)
             self.send("mode", self.t_ms, name, source)
-            self.journal.mode(self.t_ms, name)
         else:
             self.mode = name
             self.apply_settings()
@@ -374,7 +373,6 @@ class App:
         if self.mode == "assess" and a is not None and a.state == ASSESS_RUNNING:
             self.ctrl = None
             self.send("assess_result", self.t_ms, "aborted", 0, 0, self.date or "-")
-            self.journal.result(self.t_ms, "aborted", 0, 0)
 
     def start_session(self, source):
         now = self._clock()
@@ -594,13 +592,11 @@ class App:
                 self.log("error", "assessment result %d mbpm not stored: %s" % (rate, e))
                 state = "failed"
         self.send("assess_result", self.t_ms, state, rate, chosen, date or "-")
-        self.journal.result(self.t_ms, state, rate, chosen)
         self.indicate(IND_DONE if state == "done" else IND_FAILED)
         self.ctrl = None
         self.mode = "practice"
         self._start_controller(self._clock(), True)
         self.send("mode", self.t_ms, "practice", "auto")
-        self.journal.mode(self.t_ms, "practice")
 
     def _control(self, now):
         """Breath and coherence lines, then the mode's controller steers the pacer."""
@@ -786,7 +782,7 @@ class App:
             self.reply_ok(rid, "raw " + ("on" if self.raw else "off"))
         elif kind in ("journal", "jlist", "jread", "jdrop"):
             if self.running:  # the session's code and the sync's do not both fit the heap
-                self.reply_err(rid, "a session is running: the journal is read between sessions")
+                self.reply_err(rid, "session running: sync after it")
                 return
             self._load("sync")  # the controllers make room for the sync's code
             from vagal import journal_files  # loaded for a sync, dropped when a session starts
@@ -853,8 +849,17 @@ class App:
                     self._hr_n >>= 1
             self.send("hrv", self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us, h.count)
             self.journal.advance(now_ms)
-            if self.running:
-                self._journal_minute(h)
+            if self.running:  # seconds with a pulse; each minute one journal record (and a write)
+                self._q_n += 1
+                if self.quality == OK:
+                    self._q_ok += 1
+                if self.t_ms >= self._minute_ms:
+                    self._minute_ms += _MINUTE_MS
+                    self.journal.minute(self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us,
+                                        self.meter.coherence.coherence_x100, self._q_ok * 100 // self._q_n,
+                                        self.pacer.rate_mbpm)
+                    self._q_n = 0
+                    self._q_ok = 0
         if ticks_diff(now_ms, self._next_stats) >= 0:
             self._next_stats = ticks_add(now_ms, _STATS_MS)
             free = gc.mem_free() if gc is not None and hasattr(gc, "mem_free") else -1
@@ -866,19 +871,6 @@ class App:
                       self.rx_bad)
             self.jitter_us = 0
             self.loop_us = 0
-
-    def _journal_minute(self, h):
-        """Count the seconds with a pulse; each minute of session, one journal record (and a write)."""
-        self._q_n += 1
-        if self.quality == OK:
-            self._q_ok += 1
-        if self.t_ms >= self._minute_ms:
-            self._minute_ms += _MINUTE_MS
-            c = self.meter.coherence.coherence_x100
-            self.journal.minute(self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us, c,
-                                self._q_ok * 100 // self._q_n, self.pacer.rate_mbpm)
-            self._q_n = 0
-            self._q_ok = 0
 
     def supervise(self):
         """Feed the watchdog only if every task checked in within _STALL_US. Returns True if fed."""

@@ -23,6 +23,7 @@ from struct import pack_into
 
 from vagal.protocol import _CRC_TABLE
 from vagal.settings import MODES
+from vagal.ticks import ticks_diff
 
 try:
     from micropython import const
@@ -37,12 +38,10 @@ CAPACITY = const(262144)  # bytes the journal may take on flash (oldest sessions
 BATCH = const(256)  # bytes buffered between writes (a minute of 6-12 breaths: 110-230 bytes)
 SUFFIX = ".vj"
 
-# record kinds (the letters H B M C A S; vagal.journal_read reads them by these letters)
+# record kinds (the letters H B M S; vagal.journal_read reads them by these letters)
 _HEADER = const(72)  # "H"
 _BREATH = const(66)  # "B"
 _MINUTE = const(77)  # "M"
-_MODE = const(67)  # "C": the mode changed during the session
-_RESULT = const(65)  # "A": an assessment ended
 _SUMMARY = const(83)  # "S"
 
 # payload layouts of this format (struct, little-endian); HEADER_FMT is followed by two 10-byte dates
@@ -50,18 +49,13 @@ HEADER_FMT = "<BIHIBBHHBBBBHB"  # format boot index uptime_s mode source rate_mb
 # inhale_pct session_min tuning winddown_min assess_step_s brightness; then date, resonance_date
 BREATH_FMT = "<IBhhhHH"  # t_ms valid swing_x10 fit_x10 phase_deg hr_x10 rate_mbpm
 MINUTE_FMT = "<IHIIiBH"  # t_ms hr_x10 rmssd_us sdnn_us coherence_x100 quality_pct rate_mbpm
-MODE_FMT = "<IB"  # t_ms mode
-RESULT_FMT = "<IBHH"  # t_ms state rate_mbpm chosen_mbpm
 SUMMARY_FMT = "<IBHhBHHB"  # t_ms mode hr_x10 swing_x10 coherent_pct rate_mbpm breaths source
 _HEADER_LEN = const(44)
 _BREATH_LEN = const(15)
 _MINUTE_LEN = const(21)
-_MODE_LEN = const(5)
-_RESULT_LEN = const(9)
 _SUMMARY_LEN = const(15)
 
 SOURCES = ("boot", "button", "host", "auto")
-RESULTS = ("done", "failed", "aborted")
 
 
 def file_name(boot, index):
@@ -93,8 +87,7 @@ def _join(folder, name):
 
 
 class Journal:
-    """The writer the app calls: open() at boot, start() / breath() / minute() / mode() / result() /
-    end() in a session. Never raises: a flash problem is logged once and the journal goes quiet
+    """The writer the app calls: open() at boot, start() / breath() / minute() / end() in a session. Never raises: a flash problem is logged once and the journal goes quiet
     (the breathing light must go on)."""
 
     def __init__(self, folder, log=None, capacity=CAPACITY):
@@ -117,7 +110,7 @@ class Journal:
     # ---------------------------------------------------------------- housekeeping
     def _fail(self, what, e):
         if self.ok and self.log is not None:
-            self.log("error", "journal: %s failed (%s); not recording sessions until restart" % (what, e))
+            self.log("error", "journal off: %s: %s" % (what, e))
         self.ok = False
 
     def open(self, now_ms):
@@ -158,13 +151,11 @@ class Journal:
             self.used = used
             self.sessions = count
         except Exception as e:  # OSError, or MemoryError listing a huge folder
-            self._fail("opening %s" % folder, e)
+            self._fail(folder, e)
 
     def advance(self, now_ms):
         """Keep uptime_s from the ms tick (called about every second: the tick wraps after days)."""
-        d = now_ms - self._up_ms
-        if d < 0 or d > 1 << 29:  # the wrapping tick: ticks_diff without importing it here
-            d = (now_ms - self._up_ms + (1 << 29)) % (1 << 30) - (1 << 29)
+        d = ticks_diff(now_ms, self._up_ms)
         if d <= 0:
             return
         self._up_ms = now_ms
@@ -213,7 +204,7 @@ class Journal:
         try:
             self._make_room(BATCH)
         except OSError as e:
-            self._fail("making room", e)
+            self._fail("room", e)
             return
         self.current = file_name(self.boot, self.index)
         p = self._begin(_HEADER, _HEADER_LEN)
@@ -246,18 +237,6 @@ class Journal:
             self._end(p, _MINUTE_LEN)
             self.flush()
 
-    def mode(self, t_ms, mode):
-        p = self._begin(_MODE, _MODE_LEN)
-        if p >= 0:
-            pack_into(MODE_FMT, self.buf, p, t_ms, MODES.index(mode))
-            self._end(p, _MODE_LEN)
-
-    def result(self, t_ms, state, rate_mbpm, chosen_mbpm):
-        p = self._begin(_RESULT, _RESULT_LEN)
-        if p >= 0:
-            pack_into(RESULT_FMT, self.buf, p, t_ms, RESULTS.index(state), rate_mbpm, chosen_mbpm)
-            self._end(p, _RESULT_LEN)
-
     def end(self, t_ms, mode, hr_x10, swing_x10, coherent_pct, rate_mbpm, breaths, source):
         """The summary record, the batch to flash, the file closed for good."""
         p = self._begin(_SUMMARY, _SUMMARY_LEN)
@@ -285,4 +264,4 @@ class Journal:
                 f.close()
             self.used += n
         except OSError as e:
-            self._fail("writing %s" % self.current, e)
+            self._fail(self.current, e)

@@ -18,14 +18,10 @@ from vagal.settings import MODES
 HEADER = ord("H")
 BREATH = ord("B")
 MINUTE = ord("M")
-MODE = ord("C")
-RESULT = ord("A")
 SUMMARY = ord("S")
 HEADER_LEN = calcsize(J.HEADER_FMT) + 20  # then the two 10-byte dates
 BREATH_LEN = calcsize(J.BREATH_FMT)
 MINUTE_LEN = calcsize(J.MINUTE_FMT)
-MODE_LEN = calcsize(J.MODE_FMT)
-RESULT_LEN = calcsize(J.RESULT_FMT)
 SUMMARY_LEN = calcsize(J.SUMMARY_FMT)
 
 
@@ -67,8 +63,6 @@ class JournalSession:
         self.resonance_date = ""
         self.breaths = []  # (t_ms, valid, swing_x10, fit_x10, phase_deg, hr_x10, rate_mbpm)
         self.minutes = []  # (t_ms, hr_x10, rmssd_us, sdnn_us, coherence_x100, quality_pct, rate_mbpm)
-        self.modes = []  # (t_ms, mode)
-        self.results = []  # (t_ms, state, rate_mbpm, chosen_mbpm)
         self.summary = None  # (t_ms, mode, hr_x10, swing_x10, coherent_pct, rate_mbpm, breaths, source)
         self.records = 0
         self.problems = []  # what was skipped, in words
@@ -81,7 +75,7 @@ class JournalSession:
         if self.summary is not None:
             return self.summary[0]
         t = 0
-        for rows in (self.breaths, self.minutes, self.modes, self.results):
+        for rows in (self.breaths, self.minutes):
             if rows and rows[-1][0] > t:
                 t = rows[-1][0]
         return t
@@ -131,12 +125,6 @@ def parse(data, name=""):
             s.breaths.append(unpack_from(J.BREATH_FMT, data, p))
         elif kind == MINUTE and ln >= MINUTE_LEN:
             s.minutes.append(unpack_from(J.MINUTE_FMT, data, p))
-        elif kind == MODE and ln >= MODE_LEN:
-            t, m = unpack_from(J.MODE_FMT, data, p)
-            s.modes.append((t, _name(MODES, m)))
-        elif kind == RESULT and ln >= RESULT_LEN:
-            t, st, rate, chosen = unpack_from(J.RESULT_FMT, data, p)
-            s.results.append((t, _name(J.RESULTS, st), rate, chosen))
         elif kind == SUMMARY and ln >= SUMMARY_LEN:
             v = unpack_from(J.SUMMARY_FMT, data, p)
             s.summary = (v[0], _name(MODES, v[1])) + tuple(v[2:7]) + (_name(J.SOURCES, v[7]),)

@@ -300,7 +300,7 @@ def journal_row(js, board, dating):
     row = {
         "source": "journal", "board": board, "boot": js.boot, "journal_index": js.index,
         "started_at": started_at, "day": day, "dated_by": dated_by, "mode": js.mode,
-        "end_mode": s[1] if s else (js.modes[-1][1] if js.modes else js.mode),
+        "end_mode": s[1] if s else js.mode,
         "duration_s": js.duration_ms() / 1000.0,
         "rate_mbpm": s[5] if s else (js.breaths[-1][6] if js.breaths else js.settings.get("rate_mbpm")),
         "resonance_mbpm": js.settings.get("resonance_mbpm"),
