@@ -20,6 +20,7 @@ from array import array
 import vagal
 from vagal import protocol
 from vagal import settings as settings_mod
+from vagal.journal import Journal
 from vagal.pacer import LEVEL_MAX, RATE_MIN, gamma, rise
 from vagal.pipeline import Pipeline
 from vagal.pulse import OK, QUALITY_NAMES, BeatDetector
@@ -83,6 +84,7 @@ _SUPERVISOR_MS = const(250)
 _PACER_MSG_MS = const(200)  # pacer state lines, plus one at every turn of the breath
 _SUMMARY_MS = const(1000)
 _STATS_MS = const(5000)
+_MINUTE_MS = const(60000)  # a journal minute record (and the batch written to flash)
 _STALL_US = const(2000000)  # a task silent this long stops the watchdog feeding (check-ins are us
 # ticks: ticks_diff reaches 537 s, and the watchdog resets 8 s after feeding stops)
 
@@ -103,7 +105,7 @@ IND_FAILED = (3, 300, 150)  # three short buzzes: assessment failed, nothing sto
 
 _UNLOAD = sys.implementation.name == "micropython"  # free a mode's code when leaving it (heap)
 # The controllers' modules are imported when their mode starts (not at boot), to keep the heap small.
-_CONTROLLER_MODULES = ("vagal.assessment", "vagal.tuner", "vagal.winddown")
+_CONTROLLER_MODULES = ("vagal.assessment", "vagal.tuner", "vagal.winddown", "vagal.journal_files")
 ASSESS_RUNNING = const(1)  # Assessment.RUNNING / DONE (copied: vagal.assessment is loaded on demand)
 ASSESS_DONE = const(2)
 
@@ -118,7 +120,7 @@ _T_SUMMARY = const(4)
 class App:
     """The firmware application around one board; begin() then main() (or step() in tests)."""
 
-    def __init__(self, board, settings_path=None):
+    def __init__(self, board, settings_path=None, journal_path=None):
         self.board = board
         self.fs = board.fs
         self.seq = 0
@@ -129,6 +131,13 @@ class App:
         self.meter = self.pipe.meter
         self.settings = settings_mod.Settings(
             settings_path if settings_path is not None else board.settings_path, self.log)
+        if journal_path is None:  # beside the settings: /journal on the Pico, the virtual board's folder
+            sp = self.settings.path
+            journal_path = sp[:sp.rfind("/") + 1] + "journal" if "/" in sp else "journal"
+        self.journal = Journal(journal_path, self.log)
+        self._minute_ms = 0  # session time of the next journal minute record
+        self._q_n = 0  # seconds of the current minute, and those with a pulse
+        self._q_ok = 0
         self.xbuf = array("H", bytes(2 * SAMPLE_BUF))
         self.tbuf = array("i", bytes(4 * SAMPLE_BUF))
         self.rxbuf = bytearray(_RX_BUF)
@@ -259,6 +268,7 @@ class App:
         self._anchor_us = self.board.ticks_us()
         self.send_hello()
         self.settings.load()
+        self.journal.open(self.board.ticks_ms())
         self.mode = self.settings.get("mode")
         self.apply_settings()
         self.raw = self.settings.get("raw")
@@ -312,13 +322,15 @@ class App:
 
     def _load(self, mode):
         """On MicroPython, drop the controller modules `mode` does not use from memory (each is
-        several KB of bytecode; only one mode runs at a time) before it imports its own."""
+        several KB of bytecode; only one mode runs at a time) before it imports its own. Mode
+        "sync" (a host reading the journal while no session runs) keeps only vagal.journal_files."""
         if _UNLOAD:
             dropped = False
             for name in _CONTROLLER_MODULES:
                 keep = ((mode == "assess" and name == "vagal.assessment") or
                         (mode == "practice" and name == "vagal.tuner") or
-                        (mode == "winddown" and name == "vagal.winddown"))
+                        (mode == "winddown" and name == "vagal.winddown") or
+                        (mode == "sync" and name == "vagal.journal_files"))
                 if not keep and name in sys.modules:
                     del sys.modules[name]
                     try:
@@ -442,6 +454,13 @@ class App:
         self.running = True
         self.send("session", 0, "start", source)
         self.send("mode", 0, self.mode, source)
+        j = self.journal
+        j.start(self.mode, source, self.settings, self.date)
+        if j.current is not None:
+            self.send("jsession", j.boot, j.index, 0, 0)  # the stream file's key to this session
+        self._minute_ms = _MINUTE_MS
+        self._q_n = 0
+        self._q_ok = 0
         if self._pulse_ok and self.mode != "winddown":
             self.indicate(IND_PULSE_OK)
         self._send_pacer()
@@ -457,10 +476,13 @@ class App:
         self.board.set_led(0)
         self.board.set_motor(0)
         m = self.meter
-        self.send("summary", self.t_ms, self.mode, self._hr_sum // self._hr_n if self._hr_n else 0,
-                  m.swing_sum_x10 // m.valid_breaths if m.valid_breaths else 0,
-                  self._coh_good * 100 // self._coh_n if self._coh_n else 0,
-                  self.pacer.rate_mbpm, m.valid_breaths)
+        hr = self._hr_sum // self._hr_n if self._hr_n else 0
+        swing = m.swing_sum_x10 // m.valid_breaths if m.valid_breaths else 0
+        coherent = self._coh_good * 100 // self._coh_n if self._coh_n else 0
+        # on flash first: a summary the host has seen is a session the journal has whole
+        self.journal.end(self.t_ms, self.mode, hr, swing, coherent, self.pacer.rate_mbpm, m.valid_breaths,
+                         source)
+        self.send("summary", self.t_ms, self.mode, hr, swing, coherent, self.pacer.rate_mbpm, m.valid_breaths)
         self.send("session", self.t_ms, "stop", source)
         self.ctrl = None
         self.apply_settings()
@@ -661,6 +683,8 @@ class App:
         if m.seq != self._breath_seen:
             self._breath_seen = m.seq
             self._send_breath()
+            self.journal.breath(self.session_ms(m.breath_end_us), 1 if m.valid else 0, m.swing_x10,
+                                m.fit_x10, m.phase_deg, m.hr_x10, m.breath_rate_mbpm)
         c = m.coherence
         if c.seq != self._coh_seen:
             self._coh_seen = c.seq
@@ -844,6 +868,14 @@ class App:
                 self.reply_err(rid, "raw takes on or off, not %r" % state)
                 return
             self.reply_ok(rid, "raw " + ("on" if self.raw else "off"))
+        elif kind in ("journal", "jlist", "jread", "jdrop"):
+            if self.running:  # the session's code and the sync's do not both fit the heap
+                self.reply_err(rid, "session running: sync after it")
+                return
+            self._load("sync")  # the controllers make room for the sync's code
+            from vagal import journal_files  # loaded for a sync, dropped when a session starts
+
+            journal_files.command(self, kind, msg, rid)
         else:
             self.reply_err(rid, "command %r not handled" % kind)
 
@@ -941,6 +973,18 @@ class App:
             v[3] = h.sdnn_us
             v[4] = h.count
             self._send_v("hrv", 5)
+            self.journal.advance(now_ms)
+            if self.running:  # seconds with a pulse; each minute one journal record (and a write)
+                self._q_n += 1
+                if self.quality == OK:
+                    self._q_ok += 1
+                if self.t_ms >= self._minute_ms:
+                    self._minute_ms += _MINUTE_MS
+                    self.journal.minute(self.t_ms, h.hr_x10, h.rmssd_us, h.sdnn_us,
+                                        self.meter.coherence.coherence_x100, self._q_ok * 100 // self._q_n,
+                                        self.pacer.rate_mbpm)
+                    self._q_n = 0
+                    self._q_ok = 0
         if ticks_diff(now_ms, self._next_stats) >= 0:
             self._next_stats = ticks_add(now_ms, _STATS_MS)
             free = gc.mem_free() if gc is not None and hasattr(gc, "mem_free") else -1

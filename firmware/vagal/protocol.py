@@ -53,6 +53,9 @@ MESSAGES = (
     "log st level text",
     "ok it id text",
     "err it id reason",
+    "journal iiiiii format boot uptime_s used_bytes capacity_bytes sessions",
+    "jsession iiii boot index bytes closed",
+    "jchunk iiis boot index offset hex",
 )
 
 # Fields added to a message after its first version, "<kind> <field> <default>": a line from older
@@ -75,6 +78,10 @@ COMMANDS = (
     "mode s name",
     "status  ",
     "date s day",
+    "journal  ",
+    "jlist i start",
+    "jread iii boot index offset",
+    "jdrop ii boot index",
 )
 
 

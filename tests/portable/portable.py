@@ -36,6 +36,19 @@ else:
         """Raise Skip("reason") in a test (or at import of a test module) to skip it visibly."""
 
 
+def tmp_dir():
+    """A folder tests may write in: /tmp where there is one (unix), else the current one (wasm MEMFS)."""
+    import os
+
+    for d in ("/tmp", "."):
+        try:
+            os.stat(d)
+            return d
+        except OSError:
+            pass
+    return "."
+
+
 def data_path(name):
     """Path of a data file that sits beside the portable tests (works in the wasm MEMFS too)."""
     return TEST_DIR + "/" + name

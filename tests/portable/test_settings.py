@@ -6,17 +6,8 @@ Plain functions and bare asserts: these also run on the MicroPython unix and Web
 import json
 import os
 
+from portable import tmp_dir as _dir
 from vagal import settings as S
-
-
-def _dir():
-    for d in ("/tmp", "."):
-        try:
-            os.stat(d)
-            return d
-        except OSError:
-            pass
-    return "."
 
 
 _N = [0]

@@ -4,6 +4,7 @@ import json
 import sys
 import time
 
+from vagal_host.commands.stream import add_library_arguments
 from vagal_host.errors import VagalError
 
 NAME = "demo"
@@ -66,6 +67,10 @@ def add_arguments(p):
                    help="stream raw ADC samples too (so a report can draw the pulse)")
     p.add_argument("--mode", metavar="|".join(MODES),
                    help="switch the board to this mode after connecting (default: the board's own)")
+    p.add_argument("--board-dir", metavar="DIR",
+                   help="keep the virtual board's settings and journal in DIR (as a Pico keeps them on "
+                        "flash), so `vagal virtual-board --board-dir DIR` and `vagal sync` find them later")
+    add_library_arguments(p)
 
 
 MODES = ("pace", "practice", "assess", "winddown")
@@ -99,10 +104,18 @@ def run(args):
             # tuner would move the pacer off it)
             settings["mode"] = "pace"
 
-    board = VirtualBoard(speed=speed, person=person)
+    board = VirtualBoard(speed=speed, person=person, settings_path=_board_settings(args.board_dir))
     if settings:  # the board's own settings file, as if set on the device before this session
+        kept = {}
+        if args.board_dir:
+            try:
+                with open(board.settings_path) as f:
+                    kept = json.load(f)
+            except (OSError, ValueError):
+                kept = {}
+        kept.update(settings)
         with open(board.settings_path, "w") as f:
-            json.dump(settings, f)
+            json.dump(kept, f)
     board.start()
     streamer = None
     why = []
@@ -147,10 +160,29 @@ def run(args):
         print("this computer fell behind the virtual board at --speed %g: %d bytes of its output "
               "were dropped before they were read (the lost and corrupt lines above); use a lower "
               "--speed for a clean session" % (speed, board.dropped_bytes))
+    if not args.no_library:
+        from vagal_host.library import import_recorded
+
+        import_recorded(streamer.session_path, args.library)
     sys.stdout.flush()
     if why:
         raise VagalError(why[0])
     return 0
+
+
+def _board_settings(board_dir):
+    """settings.json in --board-dir (made if missing; its journal/ goes beside it), or None (a temp one)."""
+    if not board_dir:
+        return None
+    import os
+
+    if os.path.exists(board_dir) and not os.path.isdir(board_dir):
+        raise VagalError("--board-dir %s is a file, not a folder" % board_dir)
+    try:
+        os.makedirs(board_dir, exist_ok=True)
+    except OSError as e:
+        raise VagalError("cannot make --board-dir %s: %s" % (board_dir, e.strerror or e)) from None
+    return os.path.join(os.path.abspath(board_dir), "settings.json")
 
 
 def _log_tail(board):

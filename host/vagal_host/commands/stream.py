@@ -30,6 +30,14 @@ def add_arguments(p):
     p.add_argument("--signal", action="store_true",
                    help="also show (and record) the raw sensor signal: the board sends its samples while "
                         "streaming; use it to check a sensor's wiring and placement")
+    add_library_arguments(p)
+
+
+def add_library_arguments(p):
+    p.add_argument("--library", metavar="PATH",
+                   help="session library the recorded sessions are added to (default: $VAGAL_LIBRARY, "
+                        "else library.sqlite in your data folder)")
+    p.add_argument("--no-library", action="store_true", help="do not add the session to the library")
 
 
 def run(args):
@@ -39,5 +47,9 @@ def run(args):
     streamer = Streamer(args.port, args.session, overwrite=args.overwrite, signal=args.signal)
     streamer.run(duration=duration, view="headless" if args.headless else "live")
     print(streamer.summary())
+    if not args.no_library:
+        from vagal_host.library import import_recorded
+
+        import_recorded(streamer.session_path, args.library)
     sys.stdout.flush()
     return 0

@@ -3,7 +3,7 @@
 import signal
 import time
 
-from vagal_host.commands.demo import _number, resonance_hz
+from vagal_host.commands.demo import _board_settings, _number, resonance_hz
 from vagal_host.errors import VagalError
 from vagal_host.recording import ADC_BITS
 from vagal_host.virtual import VirtualBoard, person_spec
@@ -28,6 +28,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=1, metavar="N", help="person's random seed")
     p.add_argument("--duration", metavar="S",
                    help="stop after S real (wall-clock) seconds (default: until Ctrl-C)")
+    p.add_argument("--board-dir", metavar="DIR",
+                   help="keep the board's settings and journal in DIR across runs (default: a temporary folder)")
     p.add_argument("--press", metavar="T[:HOLD],...",
                    help="press the button at virtual second T for HOLD s (default 0.2: a short press; "
                         "hold >= 0.8 s for a long press), e.g. --press 30,60:1.5")
@@ -71,7 +73,7 @@ def run(args):
     board = VirtualBoard(speed=speed, recording=args.recording, column=args.column, fs=args.fs,
                          adc_bits=args.adc_bits,
                          person=person_spec(args.seed, args.hr, resonance, args.adherence),
-                         buttons=buttons)
+                         buttons=buttons, settings_path=_board_settings(args.board_dir))
     # SIGTERM and SIGHUP end it like Ctrl-C, so the board's MicroPython process (in a session of its
     # own, out of reach of the terminal's signals) is always stopped with it
     old = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
