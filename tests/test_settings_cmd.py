@@ -43,13 +43,27 @@ def test_show_change_and_restore(board, capsys):
     assert saved["session_min"] == 20 and saved["brightness"] == 30
     assert main(["settings", "--port", board.port]) == 0
     shown = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:-1]}
-    assert shown["session_min"] == ["20", "(default", "0)"] and shown["rate_mbpm"] == ["6000"]
+    assert shown["session_min"] == ["20", "(default", "0)"]
+    assert shown["rate_mbpm"] == ["6000", "(6.00", "breaths/min)"]  # the board's unit, and breaths/min
 
     assert main(["settings", "--port", board.port, "brightness=40"]) == 0
     assert "in force at once" in capsys.readouterr().out
     assert main(["settings", "--port", board.port, "--defaults"]) == 0
     assert "back to its default" in capsys.readouterr().out
     assert _saved(board, {"session_min": 0})["session_min"] == 0
+
+
+def test_rates_can_be_given_in_breaths_per_minute():
+    """Issue 17 item 7: breaths/min is the unit every command shows; the board's thousandths work too."""
+    from vagal_host.commands.settings import parse_assignments
+
+    assert parse_assignments(["rate_mbpm=5.5", "resonance_mbpm=5500", "winddown_start_mbpm=10.5",
+                              "session_min=5"]) == [
+        ("rate_mbpm", "5500"), ("resonance_mbpm", "5500"), ("winddown_start_mbpm", "10500"), ("session_min", "5")]
+    from vagal_host.errors import VagalError
+
+    with pytest.raises(VagalError, match="rate_mbpm"):
+        parse_assignments(["rate_mbpm=2.5"])  # 2500: below the pacer's 3000
 
 
 @pytest.mark.parametrize("args, words", [

@@ -11,7 +11,8 @@ import time
 from vagal_host.errors import VagalError
 
 NAME = "settings"
-HELP = "show the board's settings, or change some: vagal settings session_min=20 rate_mbpm=5500"
+HELP = ("show the board's settings, or change some: vagal settings session_min=20 rate_mbpm=5.5 "
+        "(rates in breaths/min, or the board's thousandths: 5500)")
 
 ANSWER_S = 5.0  # a board running the app answers a command within milliseconds
 # What the app puts in force during a running session (App.apply_settings); the others are read
@@ -39,11 +40,33 @@ def parse_assignments(texts):
         key, eq, value = text.partition("=")
         if not eq or not key:
             raise VagalError("%r is not KEY=VALUE (e.g. session_min=20)" % text)
+        value = breaths_per_min(key, value)
         try:
             out.append((key, settings_mod.format_value(settings_mod.parse(key, value))))
         except settings_mod.SettingsError as e:
             raise VagalError("%s; nothing was changed" % e) from None
     return out
+
+
+def breaths_per_min(key, value):
+    """A rate setting (`*_mbpm`: thousandths of a breath per minute, as the board keeps it) may be
+    given in breaths per minute, the unit every command and page shows: rate_mbpm=5.5 is 5500. A
+    value under 100 is read that way (the settings' rates are 3000..12000 or 0); -> the board's text."""
+    if not key.endswith("_mbpm"):
+        return value
+    try:
+        v = float(value)
+    except ValueError:
+        return value  # the board's own check names the problem
+    if 0 < v < 100:
+        return str(int(round(v * 1000)))
+    return value
+
+
+def _rate_note(key, value):
+    if key.endswith("_mbpm") and value.isdigit() and int(value) > 0:
+        return " (%.2f breaths/min)" % (int(value) / 1000.0)
+    return ""
 
 
 class BoardCommands:
@@ -108,7 +131,7 @@ def _show(msgs):
         key, value = m["key"], m["value"]
         default = settings_mod.format_value(defaults[key]) if key in defaults else None
         note = "" if default is None or default == value else "   (default %s)" % default
-        lines.append("  %-*s  %s%s" % (width, key, value, note))
+        lines.append("  %-*s  %s%s%s" % (width, key, value, _rate_note(key, value), note))
     return lines
 
 
