@@ -107,12 +107,14 @@ def standard_hrv(iv):
     return out
 
 
+def _follows(iv, k):
+    """True when interval k directly follows interval k - 1 (no rejected beat or lost pulse between)."""
+    return abs(iv.t_s[k] - iv.t_s[k - 1] - iv.ibi_ms[k] / 1000.0) <= 0.002
+
+
 def _has_gaps(iv):
-    """True when some interval does not follow the one before it (a rejected beat or a lost pulse)."""
-    for k in range(1, len(iv.t_s)):
-        if abs(iv.t_s[k] - iv.t_s[k - 1] - iv.ibi_ms[k] / 1000.0) > 0.002:
-            return True
-    return False
+    """True when some interval does not follow the one before it."""
+    return not all(_follows(iv, k) for k in range(1, len(iv.t_s)))
 
 
 def table_rows(values):
@@ -150,8 +152,4 @@ def spectrum(iv):
 
 def poincare_pairs(iv):
     """[(interval n, interval n+1)] in ms, only where n+1 directly follows n."""
-    pairs = []
-    for k in range(1, len(iv.t_s)):
-        if abs(iv.t_s[k] - iv.t_s[k - 1] - iv.ibi_ms[k] / 1000.0) <= 0.002:
-            pairs.append((iv.ibi_ms[k - 1], iv.ibi_ms[k]))
-    return pairs
+    return [(iv.ibi_ms[k - 1], iv.ibi_ms[k]) for k in range(1, len(iv.t_s)) if _follows(iv, k)]
