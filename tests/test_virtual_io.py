@@ -43,7 +43,7 @@ def test_recording_column_feeds_the_adc(tmp_path):
     csv_path = tmp_path / "rec.csv"
     _write_csv(csv_path, hr_bpm=84)
     proc = subprocess.Popen([VAGAL, "virtual-board", "--recording", str(csv_path), "--column", "ppg",
-                             "--fs", "250", "--speed", "max", "--duration", "60"],
+                             "--fs", "250", "--speed", "40", "--duration", "2400"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = proc.stdout.readline().strip()
@@ -181,3 +181,15 @@ def test_recording_options_without_a_recording_are_refused(args, name):
                        timeout=30)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert ("%s needs --recording" % name) in r.stderr and r.stdout == "", r.stdout
+
+
+def test_duration_counts_board_seconds_as_in_demo():
+    """Issue 17 item 7: --duration is board time in both commands (S / N real seconds at --speed N)."""
+    t0 = time.monotonic()
+    r = subprocess.run([VAGAL, "virtual-board", "--speed", "20", "--duration", "40"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 15  # 40 board seconds at 20x: 2 s, not 40
+    r = subprocess.run([VAGAL, "virtual-board", "--speed", "max", "--duration", "5"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and "board seconds" in r.stderr and r.stderr.count("\n") == 1, r.stderr

@@ -27,7 +27,8 @@ def add_arguments(p):
     p.add_argument("--adherence", type=float, default=0.9, metavar="A", help="how closely the person follows the pacer, 0..1")
     p.add_argument("--seed", type=int, default=1, metavar="N", help="person's random seed")
     p.add_argument("--duration", metavar="S",
-                   help="stop after S real (wall-clock) seconds (default: until Ctrl-C)")
+                   help="stop after S seconds of board (virtual) time, as vagal demo (default: until "
+                        "Ctrl-C); needs a number for --speed")
     p.add_argument("--board-dir", metavar="DIR",
                    help="keep the board's settings and journal in DIR across runs (default: a temporary folder)")
     p.add_argument("--press", metavar="T[:HOLD],...",
@@ -66,6 +67,10 @@ def run(args):
     if speed != "max":
         speed = _number("--speed", speed, positive=True)  # as `vagal demo`: no nan, inf or <= 0
     duration = _number("--duration", args.duration, positive=True) if args.duration is not None else None
+    if duration is not None and speed == "max":
+        raise VagalError("--duration counts board seconds, and with --speed max they run as fast as they "
+                         "can: give --speed N, or stop the board with Ctrl-C")
+    wall_s = None if duration is None else duration / speed  # board seconds -> real ones
     if (args.column or args.fs is not None or args.adc_bits) and not args.recording:
         raise VagalError("--%s needs --recording (it describes the recording's signal)"
                          % ("column" if args.column else "fs" if args.fs is not None else "adc-bits"))
@@ -85,7 +90,7 @@ def run(args):
         print("next, in another terminal: vagal stream --port %s   (Ctrl-C here stops the board)"
               % board.port, flush=True)
         t0 = time.monotonic()
-        while duration is None or time.monotonic() - t0 < duration:
+        while wall_s is None or time.monotonic() - t0 < wall_s:
             time.sleep(0.2)
             reported = _report_dropped(board, reported)
     except KeyboardInterrupt:
