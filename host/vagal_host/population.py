@@ -38,8 +38,24 @@ READ_TIMEOUT_S = 0.5
 WALL_LIMIT_S = 600.0  # per phase of one person; a board that stalls this long is a failure
 
 
-def draw_person(seed):
-    """One member of the population (the ranges of issue #4 and of tests/test_resonance_sim.py)."""
+FAMILIES = ("own", "bandpass", "baroreflex")
+PACE_MIN_BPM, PACE_MAX_BPM = 4.0, 7.0  # firmware/vagal/resonance.py ABS_MIN_MBPM / ABS_MAX_MBPM
+PHASE_BANDS = ((-60.0, -20.0), (-20.0, 20.0), (20.0, 60.0))  # HR phase at resonance, deg
+MAX_REDRAWS = 50
+
+
+def _tune_start(rng, resonance_bpm):
+    """1 breath/min above or below the resonance (a coin), the other side if that is not paceable."""
+    up = rng.random() < 0.5
+    start = resonance_bpm + (OFFSET_BPM if up else -OFFSET_BPM)
+    if not 4.0 <= start <= 7.0:
+        start = resonance_bpm + (-OFFSET_BPM if up else OFFSET_BPM)
+    return int(round(start * 1000))
+
+
+def _draw_own(seed):
+    """The project's own person (issue #4's ranges, tests/test_resonance_sim.py): HR peak at the
+    end of inhale at resonance, no pulse transit, no breathing lag; truth = its parameter."""
     rng = random.Random(seed)
     p = {
         "seed": seed,
@@ -56,20 +72,140 @@ def draw_person(seed):
         "artefacts": rng.uniform(0.0, 0.3),
         "drift": 2.0,
     }
-    up = rng.random() < 0.5
-    start = p["resonance_bpm"] + (OFFSET_BPM if up else -OFFSET_BPM)
-    if not 4.0 <= start <= 7.0:
-        start = p["resonance_bpm"] + (-OFFSET_BPM if up else OFFSET_BPM)
-    p["tune_start_mbpm"] = int(round(start * 1000))
+    p["tune_start_mbpm"] = _tune_start(rng, p["resonance_bpm"])
+    p["family"] = "own"
     return p
+
+
+def _common(rng, seed):
+    """What every family shares: heart rate, noise, adherence (the own person's ranges)."""
+    return {
+        "seed": seed,
+        "hr": rng.uniform(50.0, 90.0),
+        "hrnoise": rng.uniform(0.5, 2.0),
+        "jitter": rng.uniform(0.002, 0.010),
+        "pwander": rng.uniform(0.02, 0.07),
+        "adherence": rng.uniform(0.7, 1.0),
+        "ectopics": rng.uniform(0.0, 0.01),
+        "noise": rng.uniform(0.005, 0.02),
+        "artefacts": rng.uniform(0.0, 0.3),
+        "drift": 2.0,
+        "transit": rng.uniform(0.15, 0.35),  # R wave to finger pulse peak, s
+        "blag": rng.uniform(0.1, 0.8),  # breathing behind the pacer, s
+    }
+
+
+def _draw_bandpass(rng, seed):
+    """The band-pass person with the physiology that varies: the HR phase the device sees at
+    resonance (against the pacer's end of inhale) drawn over -60..+60 deg (the model's own
+    phase_deg is that minus the breathing lag's share), a broad or sharp curve (Q 0.7..3) and a
+    non-resonant RSA floor (0..15 % of the swing, its HR peak -30..+30 deg about the end of inhale)."""
+    p = _common(rng, seed)
+    f = rng.uniform(4.5, 6.5)
+    seen = rng.uniform(-60.0, 60.0)
+    p.update(model_resonance_bpm=f, rsa=rng.uniform(6.0, 24.0), q=rng.uniform(0.7, 3.0),
+             phase_target_deg=seen)
+    p["phase"] = max(-90.0, min(90.0, seen - 360.0 * p["blag"] * f / 60.0))
+    p["floor"] = rng.uniform(0.0, 0.15) * p["rsa"]
+    p["floordeg"] = rng.uniform(-30.0, 30.0)
+    return p
+
+
+_MODEL_KEYS = ("hr", "rsa", "q", "hrnoise", "jitter", "pwander", "adherence", "ectopics", "noise",
+               "artefacts", "drift", "phase", "transit", "blag", "floor", "floordeg")
+
+
+def person_model(p):
+    """-> (model family of person.py, {spec key: value}) for a drawn person p."""
+    model = "baroreflex" if p.get("family") == "baroreflex" else "bandpass"
+    kv = {"seed": p["seed"], "resonance": p.get("model_resonance_bpm", p.get("resonance_bpm")) / 60.0}
+    if model == "baroreflex":
+        kv = {"seed": p["seed"], "model": 1}
+    for k in _MODEL_KEYS + tuple(p.get("baro_keys", ())):
+        if k in p:
+            kv[k] = p[k]
+    if model == "baroreflex":
+        kv.pop("rsa", None)
+        kv.pop("q", None)
+    return model, kv
+
+
+def person_kwargs(p, **more):
+    """The constructor arguments of p's simulated person. -> (class, kwargs)."""
+    from vagal_host import truth
+
+    cls, args = truth.person_module().spec_args(person_model(p)[1])
+    args.update(more)
+    return cls, args
+
+
+def sweep_truth(p):
+    """The noise-free sweep of p's person (vagal_host.truth; cached)."""
+    from vagal_host import truth
+
+    model, _ = person_model(p)
+    return truth.resonance_truth(model, person_kwargs(p)[1])
+
+
+def _annotate(p, sw):
+    p["sweep_bpm"] = sw["resonance_bpm"]
+    p["sweep_phase_deg"] = sw["phase_deg"]
+    p["sweep_swing_bpm"] = sw["swing_bpm"]
+    p["sharpness"] = sw["sharpness"]
+
+
+def draw_person(seed, family="own", sweep=False):
+    """One member of a population. family "own": the project's person as before (the same draw
+    for a seed). "bandpass", "baroreflex": the truth is the noise-free sweep's resonance
+    (vagal_host.truth), re-drawn (same stream, counted in "redraws") while that lies outside the
+    paceable 4.0..7.0 breaths/min. sweep: also annotate the own person with its sweep."""
+    if family not in FAMILIES:
+        raise VagalError("family must be one of %s, not %r" % ("|".join(FAMILIES), family))
+    if family == "own":
+        p = _draw_own(seed)
+        if sweep:
+            _annotate(p, sweep_truth(p))
+        return p
+    rng = random.Random("%s-%d" % (family, seed))
+    draw = _draw_bandpass if family == "bandpass" else _draw_baroreflex
+    for redraws in range(MAX_REDRAWS):
+        p = draw(rng, seed)
+        p["family"] = family
+        sw = sweep_truth(p)
+        if PACE_MIN_BPM <= sw["resonance_bpm"] <= PACE_MAX_BPM:
+            break
+    else:
+        raise VagalError("no %s person with a paceable resonance in %d draws (seed %d)"
+                         % (family, MAX_REDRAWS, seed))
+    _annotate(p, sw)
+    p["resonance_bpm"] = sw["resonance_bpm"]
+    p["redraws"] = redraws
+    p["tune_start_mbpm"] = _tune_start(rng, p["resonance_bpm"])
+    return p
+
+
+def _draw_baroreflex(rng, seed):
+    raise VagalError("the baroreflex family is not built yet")
+
+
+def phase_band(p):
+    """The HR-phase band of p (PHASE_BANDS, from the sweep's phase at resonance) as "lo..hi", or
+    "outside" beyond them."""
+    ph = p.get("sweep_phase_deg")
+    if ph is None:
+        return "-"
+    for lo, hi in PHASE_BANDS:
+        if lo <= ph < hi:
+            return "%+.0f..%+.0f" % (lo, hi)
+    return "outside"
 
 
 def _spec(p):
     from vagal_host.virtual import person_spec
 
-    extra = {k: p[k] for k in ("rsa", "q", "hrnoise", "jitter", "pwander", "ectopics", "noise",
-                               "artefacts", "drift")}
-    return person_spec(p["seed"], p["hr"], p["resonance_bpm"] / 60.0, p["adherence"], **extra)
+    kv = person_model(p)[1]
+    kv.setdefault("resonance", None)
+    return person_spec(**kv)
 
 
 class Link:
@@ -215,19 +351,12 @@ class _FastRun:
     STEP_US = 20000
 
     def __init__(self, p, rate_mbpm):
-        here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "virtual_board")
-        if here not in sys.path:
-            sys.path.append(here)
-        from person import Person
         from vagal.hrv import HRV
         from vagal.pacer import Pacer
         from vagal.resonance import ResonanceMeter
 
-        self.person = Person(seed=p["seed"], hr_bpm=p["hr"], resonance_hz=p["resonance_bpm"] / 60.0,
-                             adherence=p["adherence"], rsa_bpm=p["rsa"], q=p["q"],
-                             hr_noise_bpm=p["hrnoise"], jitter_s=p["jitter"], phase_wander=p["pwander"],
-                             ectopic_rate=p["ectopics"], noise=p["noise"], artefact_rate=p["artefacts"],
-                             drift_bpm=p["drift"], keep_beats=64)
+        cls, args = person_kwargs(p, keep_beats=64)
+        self.person = cls(**args)
         self.pacer = Pacer(rate_mbpm=rate_mbpm)
         self.meter = ResonanceMeter()
         self.hrv = HRV()

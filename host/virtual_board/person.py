@@ -14,6 +14,13 @@ peak comes `lag` after the end of inhale (0 at resonance) and the swing peaks at
 lag settle over ~8 s after a change of the paced rate (a lapse breath has the own rate's response,
 and leaves the settled one alone); drift is a slow random walk (drift_bpm sd, 60 s); every
 beat's rate has its own noise (hr_noise_bpm sd) and its time a jitter (jitter_s sd).
+What varies between people (issue 15; all 0 by default, which is the project's own person): the HR
+phase at resonance (phase_deg: the HR peak that many degrees after the end of the person's own
+inhale at resonance, added to lag), a non-resonant RSA floor (floor_bpm peak to trough, its HR peak
+floor_deg after the end of inhale, added as a phasor: it flattens and shifts the curve), a breathing
+lag behind the pacer (breath_lag_s: the person's end of inhale, the lung volume peak, comes that long
+after the light's) and the pulse transit time (transit_s from the beat, the R wave in r_beats, to
+the pulse peak in beats; transit_slope_s shorter per bpm above hr_bpm).
 Beats: an integrate-and-fire on that heart rate; ectopic beats come early (65 %) with a
 compensatory pause. Each beat is a systolic Gaussian at the beat time (the pulse peak: the ground
 truth in self.beats) plus a dicrotic wave 0.26 s later; baseline wander, noise and motion artefacts
@@ -74,7 +81,8 @@ class Person:
     def __init__(self, seed=1, hr_bpm=65.0, resonance_hz=0.09, rsa_bpm=14.0, q=2.0,
                  spont_breath_hz=0.25, adherence=0.9, noise=0.01, wander=0.04,
                  artefact_rate=0.3, ectopic_rate=0.01, keep_beats=None, hr_noise_bpm=0.0,
-                 jitter_s=0.0, phase_wander=0.0, drift_bpm=0.0):
+                 jitter_s=0.0, phase_wander=0.0, drift_bpm=0.0, phase_deg=0.0, transit_s=0.0,
+                 transit_slope_s=0.0015, breath_lag_s=0.0, floor_bpm=0.0, floor_deg=0.0):
         if not (0.075 <= resonance_hz <= 0.11):
             raise ValueError("resonance_hz %r outside 0.075..0.11 Hz" % resonance_hz)
         if not (0.0 <= adherence <= 1.0):
@@ -83,8 +91,22 @@ class Person:
             raise ValueError("hr_bpm %r outside 30..200" % hr_bpm)
         if not (0.5 <= q <= 10):
             raise ValueError("q %r outside 0.5..10" % q)
+        if not (-90.0 <= phase_deg <= 90.0):
+            raise ValueError("phase_deg %r outside -90..90" % phase_deg)
+        if not (0.0 <= transit_s <= 0.6):
+            raise ValueError("transit_s %r outside 0..0.6" % transit_s)
+        if not (0.0 <= breath_lag_s <= 3.0):
+            raise ValueError("breath_lag_s %r outside 0..3" % breath_lag_s)
+        if not (0.0 <= floor_bpm <= rsa_bpm):
+            raise ValueError("floor_bpm %r outside 0..rsa_bpm" % floor_bpm)
         self.rng = Rng(seed)
         self.hr_bpm = hr_bpm
+        self.phase_rad = phase_deg * math.pi / 180.0
+        self.transit_s = transit_s
+        self.transit_slope = transit_slope_s
+        self.breath_lag_s = breath_lag_s
+        self.floor_bpm = floor_bpm
+        self.floor_rad = floor_deg * math.pi / 180.0
         self.resonance_hz = resonance_hz
         self.rsa_bpm = rsa_bpm
         self.q = q
@@ -101,6 +123,7 @@ class Person:
         self.phase_wander = phase_wander
         self.drift_sd = drift_bpm
         self.beats = []  # true pulse-peak times (s); the last keep_beats if that is set
+        self.r_beats = []  # the heart's beats (R waves, s): transit_s (about) before each pulse peak
         self.beat_count = 0
         self.t = None
         self.breath_phase = 0.0  # the breathing cycle now, 0 = start of inhale
@@ -134,7 +157,15 @@ class Person:
         if f_hz <= 0:
             return 0.0, 0.0
         x = self.q * (f_hz / self.resonance_hz - self.resonance_hz / f_hz)
-        return self.rsa_bpm / math.sqrt(1.0 + x * x), math.atan(x)
+        amp, lag = self.rsa_bpm / math.sqrt(1.0 + x * x), math.atan(x)
+        if self.phase_rad:
+            lag += self.phase_rad
+        if self.floor_bpm:  # the non-resonant RSA, added as a phasor (relative to lag: no wrap)
+            d = self.floor_rad - lag
+            re = amp + self.floor_bpm * math.cos(d)
+            im = self.floor_bpm * math.sin(d)
+            amp, lag = math.sqrt(re * re + im * im), lag + math.atan2(im, re)
+        return amp, lag
 
     def hr_now(self, ahead_s=0.0):
         """Heart rate (bpm) from the breathing state, ahead_s into the future (the beat generator
@@ -181,6 +212,8 @@ class Person:
         self.following = paced and t_s >= self._lapse_until
         if self.following:
             ph = pacer_phase + self._err
+            if self.breath_lag_s:
+                ph -= self.breath_lag_s * self._pacer_hz
             self.breath_hz = self._pacer_hz
         else:
             ph = self._own_phase
@@ -246,11 +279,22 @@ class Person:
                         self._next_fire = 0.65
                         self._ectopic_next = True
                 amp *= 1.0 + 0.05 * self.rng.gauss()
-                self.beats.append(tb)
-                self.beat_count += 1
-                if self.keep_beats is not None and len(self.beats) > self.keep_beats:
-                    self.beats.pop(0)
-                self._recent.append((tb, amp))
+                self._add_beat(tb, amp, hr + self._rate_noise)
+
+    def _add_beat(self, tb, amp, hr):
+        """A heart beat at tb (R wave) and its pulse peak at the finger transit_s later (shorter at
+        a higher heart rate, as the pre-ejection period and pulse wave velocity go: transit_slope_s
+        seconds per bpm)."""
+        self.r_beats.append(tb)
+        if self.transit_s:
+            ptt = self.transit_s - self.transit_slope * (hr - self.hr_bpm)
+            tb += ptt if ptt > 0.05 else 0.05
+        self.beats.append(tb)
+        self.beat_count += 1
+        if self.keep_beats is not None and len(self.beats) > self.keep_beats:
+            self.beats.pop(0)
+            self.r_beats.pop(0)
+        self._recent.append((tb, amp))
 
     def advance(self, t_s, pacer_phase=None, split=None):
         """Move the person to time t_s (seconds, increasing): breathing, slow processes and the
@@ -294,3 +338,42 @@ class Person:
             self._art_level *= 0.9
         out = 0.35 + 0.3 * v
         return 0.0 if out < 0.0 else (1.0 if out > 1.0 else out)
+
+
+# The person's settings as the virtual board takes them (VAGAL_VIRTUAL_PERSON "key=value,..."; the
+# population runner builds the same string): short key -> constructor argument. "model" picks the
+# class: 0 the band-pass person (Person), 1 the baroreflex loop (BaroreflexPerson).
+SPEC_NAMES = {"seed": "seed", "hr": "hr_bpm", "resonance": "resonance_hz", "adherence": "adherence",
+              "rsa": "rsa_bpm", "noise": "noise", "artefacts": "artefact_rate",
+              "ectopics": "ectopic_rate", "breath": "spont_breath_hz", "q": "q",
+              "hrnoise": "hr_noise_bpm", "jitter": "jitter_s", "pwander": "phase_wander",
+              "drift": "drift_bpm", "phase": "phase_deg", "transit": "transit_s", "blag": "breath_lag_s",
+              "floor": "floor_bpm", "floordeg": "floor_deg"}
+
+
+def spec_args(kv):
+    """{short key: number} -> (class, constructor arguments); ValueError naming an unknown key."""
+    model = kv.get("model", 0)
+    cls = MODELS.get(int(model)) if model == int(model) else None
+    if cls is None:
+        raise ValueError("VAGAL_VIRTUAL_PERSON: model %r is not one of %r" % (model, sorted(MODELS)))
+    extra = getattr(cls, "SPEC_EXTRA", {})
+    args = {}
+    for k, v in kv.items():
+        if k == "model":
+            continue
+        name = SPEC_NAMES.get(k) or extra.get(k)
+        if name is None:
+            raise ValueError("VAGAL_VIRTUAL_PERSON: unknown setting %r" % k)
+        args[name] = int(v) if k == "seed" else v
+    return cls, args
+
+
+def from_spec(kv, **more):
+    """The person a {short key: number} spec describes (more: extra constructor arguments)."""
+    cls, args = spec_args(kv)
+    args.update(more)
+    return cls(**args)
+
+
+MODELS = {0: Person}
