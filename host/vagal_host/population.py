@@ -118,9 +118,10 @@ _MODEL_KEYS = ("hr", "rsa", "q", "hrnoise", "jitter", "pwander", "adherence", "e
 def person_model(p):
     """-> (model family of person.py, {spec key: value}) for a drawn person p."""
     model = "baroreflex" if p.get("family") == "baroreflex" else "bandpass"
-    kv = {"seed": p["seed"], "resonance": p.get("model_resonance_bpm", p.get("resonance_bpm")) / 60.0}
     if model == "baroreflex":
         kv = {"seed": p["seed"], "model": 1}
+    else:
+        kv = {"seed": p["seed"], "resonance": p.get("model_resonance_bpm", p.get("resonance_bpm")) / 60.0}
     for k in _MODEL_KEYS + tuple(p.get("baro_keys", ())):
         if k in p:
             kv[k] = p[k]
@@ -154,6 +155,21 @@ def _annotate(p, sw):
     p["sharpness"] = sw["sharpness"]
 
 
+MAX_SWING_BPM = 40.0
+MAX_RESIDUAL_BPM = 0.5
+
+
+def redraw_reason(sw):
+    """Why a drawn person's noise-free sweep is not kept (None: kept): a resonance outside the
+    paceable range, or a loop that rings by itself (its HR not locked to the breathing, residual
+    above MAX_RESIDUAL_BPM) or nearly (a swing above MAX_SWING_BPM)."""
+    if not PACE_MIN_BPM <= sw["resonance_bpm"] <= PACE_MAX_BPM:
+        return "slow" if sw["resonance_bpm"] < PACE_MIN_BPM else "fast"
+    if sw["residual_bpm"] > MAX_RESIDUAL_BPM or sw["swing_bpm"] > MAX_SWING_BPM:
+        return "rings"
+    return None
+
+
 def draw_person(seed, family="own", sweep=False):
     """One member of a population. family "own": the project's person as before (the same draw
     for a seed). "bandpass", "baroreflex": the truth is the noise-free sweep's resonance
@@ -168,24 +184,40 @@ def draw_person(seed, family="own", sweep=False):
         return p
     rng = random.Random("%s-%d" % (family, seed))
     draw = _draw_bandpass if family == "bandpass" else _draw_baroreflex
-    for redraws in range(MAX_REDRAWS):
+    why = []
+    for _ in range(MAX_REDRAWS):
         p = draw(rng, seed)
         p["family"] = family
         sw = sweep_truth(p)
-        if PACE_MIN_BPM <= sw["resonance_bpm"] <= PACE_MAX_BPM:
+        reason = redraw_reason(sw)
+        if reason is None:
             break
+        why.append(reason)
     else:
         raise VagalError("no %s person with a paceable resonance in %d draws (seed %d)"
                          % (family, MAX_REDRAWS, seed))
     _annotate(p, sw)
     p["resonance_bpm"] = sw["resonance_bpm"]
-    p["redraws"] = redraws
+    p["redraws"] = why
     p["tune_start_mbpm"] = _tune_start(rng, p["resonance_bpm"])
     return p
 
 
+BARO_KEYS = ("delay", "effector", "loopgain", "vagal", "respbp", "respms", "mechdelay", "bpnoise")
+
+
 def _draw_baroreflex(rng, seed):
-    raise VagalError("the baroreflex family is not built yet")
+    """The baroreflex loop (person.BaroreflexPerson, no resonance parameter): the vascular limb's
+    delay 3..6 s and effector lag 0.5..2 s set where it rings, its static loop gain 1.4..2.4 how
+    sharply; the vagal limb 6..15 ms/mmHg; breathing lowers systolic pressure by 2..6 mmHg with its
+    trough -3.5..0 s about the end of inhale (intrathoracic pressure falls from mid-inspiration)
+    and shortens the interval directly by 0..40 ms (central RSA); systolic pressure noise 0.5..2."""
+    p = _common(rng, seed)
+    p.update(delay=rng.uniform(3.0, 6.0), effector=rng.uniform(0.5, 2.0), loopgain=rng.uniform(1.4, 2.4),
+             vagal=rng.uniform(0.006, 0.015), respbp=rng.uniform(2.0, 6.0), respms=rng.uniform(0.0, 40.0),
+             mechdelay=rng.uniform(-3.5, 0.0), bpnoise=rng.uniform(0.5, 2.0))
+    p["baro_keys"] = BARO_KEYS
+    return p
 
 
 def phase_band(p):

@@ -20,7 +20,7 @@ import math
 import os
 from pathlib import Path
 
-SWEEP_VERSION = 1
+SWEEP_VERSION = 2
 SPLIT = 0.4  # the pacer's default inhale share
 COARSE = [3.5 + 0.25 * i for i in range(19)]  # 3.5 .. 8.0
 FINE_HALF = 0.3
@@ -81,6 +81,7 @@ class _Sweeper:
         for h in (1, 2, 3):
             cols += [np.cos(h * th), np.sin(h * th)]
         coef = np.linalg.lstsq(np.stack(cols, axis=1), hr, rcond=None)[0]
+        self.residual = float(np.sqrt(np.mean((hr - np.stack(cols, axis=1) @ coef) ** 2)))
         grid = np.linspace(0, 2 * math.pi, 721)
         wave = sum(coef[2 + 2 * i] * np.cos((i + 1) * grid) + coef[3 + 2 * i] * np.sin((i + 1) * grid)
                    for i in range(3))
@@ -89,13 +90,17 @@ class _Sweeper:
 
 def sweep(make):
     """Noise-free sweep of the person make() builds. -> dict: resonance_bpm (parabolic argmax),
-    swing_bpm and phase_deg at it, the curve [(rate, swing, phase)] and sharpness (the swing's drop
-    0.5 breaths/min either side of the peak, as a share of the peak: how clear the peak is)."""
+    swing_bpm and phase_deg at it, the curve [(rate, swing, phase)], sharpness (the swing's drop
+    0.5 breaths/min either side of the peak, as a share of the peak: how clear the peak is) and
+    residual_bpm (the largest rms of HR about the fitted periodic curve: above a fraction of a bpm,
+    the person's heart rate is not locked to the breathing, e.g. a loop that rings by itself)."""
     s = _Sweeper(make)
     curve = {}
     first = True
+    residual = 0.0
     for r in COARSE:
         curve[round(r, 3)] = s.hold(r, SETTLE_FIRST_S if first else SETTLE_S)
+        residual = max(residual, s.residual)
         first = False
     top = max(curve, key=lambda r: curve[r][0])
     n = int(round(FINE_HALF / FINE_STEP))
@@ -105,6 +110,7 @@ def sweep(make):
     first = True
     for r in fine:
         curve[r] = s.hold(r, SETTLE_FIRST_S if first else SETTLE_S)
+        residual = max(residual, s.residual)
         first = False
     fine.sort()
     sw = [curve[r][0] for r in fine]
@@ -132,7 +138,7 @@ def sweep(make):
 
     drop = 1.0 - 0.5 * (swing_at(best - 0.5) + swing_at(best + 0.5)) / peak_swing if peak_swing > 0 else 0.0
     return {"version": SWEEP_VERSION, "resonance_bpm": round(best, 4), "swing_bpm": round(peak_swing, 3),
-            "phase_deg": round(phase, 1), "sharpness": round(drop, 4),
+            "phase_deg": round(phase, 1), "sharpness": round(drop, 4), "residual_bpm": round(residual, 3),
             "curve": [(r, round(curve[r][0], 4), round(curve[r][1], 1)) for r in rates]}
 
 
