@@ -484,15 +484,16 @@ def practice_settings(stored, start_mbpm, practice_min):
     return settings
 
 
-def tuner_kwargs(settings):
+def tuner_kwargs(settings, named_only=False):
     """The settings a Tuner(meter, start_mbpm, **kwargs) takes by name (the practice's own keys
-    left out: they are the session's, not the tuner's)."""
+    left out: they are the session's, not the tuner's); all of them if the Tuner takes **kwargs,
+    unless named_only (a whole settings file: brightness and the like are not the tuner's)."""
     import inspect
 
     from vagal.tuner import Tuner
 
     params = inspect.signature(Tuner.__init__).parameters
-    if any(q.kind == q.VAR_KEYWORD for q in params.values()):
+    if not named_only and any(q.kind == q.VAR_KEYWORD for q in params.values()):
         names = set(settings)
     else:
         names = set(params) - {"self", "meter", "start_mbpm"}
@@ -516,7 +517,8 @@ def tuner_range(start_mbpm, settings):
     from vagal.resonance import ResonanceMeter
     from vagal.tuner import Tuner
 
-    return _range_of(Tuner(ResonanceMeter(), start_mbpm, **tuner_kwargs(settings)), start_mbpm)
+    return _range_of(Tuner(ResonanceMeter(), start_mbpm, **tuner_kwargs(settings, named_only=True)),
+                     start_mbpm)
 
 
 END_TOLERANCE_MBPM = 5
