@@ -72,25 +72,16 @@ def _draw_own(seed):
         "hr": rng.uniform(50.0, 90.0),
         "rsa": rng.uniform(6.0, 24.0),  # peak-to-trough HR swing at resonance, bpm
         "q": rng.uniform(1.5, 3.0),
-        "hrnoise": rng.uniform(0.5, 2.0),
-        "jitter": rng.uniform(0.002, 0.010),
-        "pwander": rng.uniform(0.02, 0.07),
-        "adherence": rng.uniform(0.7, 1.0),
-        "ectopics": rng.uniform(0.0, 0.01),
-        "noise": rng.uniform(0.005, 0.02),
-        "artefacts": rng.uniform(0.0, 0.3),
-        "drift": 2.0,
     }
+    p.update(_noise_and_adherence(rng))
     p["tune_start_mbpm"] = _tune_start(rng, p["resonance_bpm"])
     p["family"] = "own"
     return p
 
 
-def _common(rng, seed):
-    """What every family shares: heart rate, noise, adherence (the own person's ranges)."""
+def _noise_and_adherence(rng):
+    """The own person's noise, drift and adherence draws (in this order: the same for a seed)."""
     return {
-        "seed": seed,
-        "hr": rng.uniform(50.0, 90.0),
         "hrnoise": rng.uniform(0.5, 2.0),
         "jitter": rng.uniform(0.002, 0.010),
         "pwander": rng.uniform(0.02, 0.07),
@@ -99,9 +90,17 @@ def _common(rng, seed):
         "noise": rng.uniform(0.005, 0.02),
         "artefacts": rng.uniform(0.0, 0.3),
         "drift": 2.0,
-        "transit": rng.uniform(0.15, 0.35),  # R wave to finger pulse peak, s
-        "blag": rng.uniform(0.1, 0.8),  # breathing behind the pacer, s
     }
+
+
+def _common(rng, seed):
+    """What the new families share: heart rate, noise and adherence (the own person's ranges),
+    pulse transit and breathing lag."""
+    p = {"seed": seed, "hr": rng.uniform(50.0, 90.0)}
+    p.update(_noise_and_adherence(rng))
+    p["transit"] = rng.uniform(0.15, 0.35)  # R wave to finger pulse peak, s
+    p["blag"] = rng.uniform(0.1, 0.8)  # breathing behind the pacer, s
+    return p
 
 
 def _draw_bandpass(rng, seed):

@@ -62,6 +62,12 @@ def resonance_gain(f_hz, f0_hz, q=2.0):
     return 1.0 / math.sqrt(1.0 + q * q * x * x)
 
 
+def _check_range(name, v, lo, hi):
+    """ValueError naming the parameter unless lo <= v <= hi."""
+    if not lo <= v <= hi:
+        raise ValueError("%s %r outside %r..%r" % (name, v, lo, hi))
+
+
 def _wrap_half(x):
     """x wrapped into [-0.5, 0.5)."""
     return x - math.floor(x + 0.5)
@@ -91,14 +97,10 @@ class Person:
             raise ValueError("hr_bpm %r outside 30..200" % hr_bpm)
         if not (0.5 <= q <= 10):
             raise ValueError("q %r outside 0.5..10" % q)
-        if not (-90.0 <= phase_deg <= 90.0):
-            raise ValueError("phase_deg %r outside -90..90" % phase_deg)
-        if not (0.0 <= transit_s <= 0.6):
-            raise ValueError("transit_s %r outside 0..0.6" % transit_s)
-        if not (0.0 <= breath_lag_s <= 3.0):
-            raise ValueError("breath_lag_s %r outside 0..3" % breath_lag_s)
-        if not (0.0 <= floor_bpm <= rsa_bpm):
-            raise ValueError("floor_bpm %r outside 0..rsa_bpm" % floor_bpm)
+        _check_range("phase_deg", phase_deg, -90.0, 90.0)
+        _check_range("transit_s", transit_s, 0.0, 0.6)
+        _check_range("breath_lag_s", breath_lag_s, 0.0, 3.0)
+        _check_range("floor_bpm", floor_bpm, 0.0, rsa_bpm)
         self.rng = Rng(seed)
         self.hr_bpm = hr_bpm
         self.phase_rad = phase_deg * math.pi / 180.0
@@ -380,14 +382,10 @@ class BaroreflexPerson(Person):
     def __init__(self, seed=1, hr_bpm=65.0, delay_s=3.0, effector_s=1.5, loop_gain=1.0,
                  vagal_s_mmhg=0.012, resp_mmhg=4.0, resp_ms=20.0, mech_delay_s=1.0,
                  bp_noise_mmhg=0.0, **kw):
-        if not (0.5 <= delay_s <= 10.0):
-            raise ValueError("delay_s %r outside 0.5..10" % delay_s)
-        if not (0.1 <= effector_s <= 10.0):
-            raise ValueError("effector_s %r outside 0.1..10" % effector_s)
-        if not (0.0 <= loop_gain <= 5.0):
-            raise ValueError("loop_gain %r outside 0..5" % loop_gain)
-        if not (0.0 <= vagal_s_mmhg <= 0.05):
-            raise ValueError("vagal_s_mmhg %r outside 0..0.05" % vagal_s_mmhg)
+        _check_range("delay_s", delay_s, 0.5, 10.0)
+        _check_range("effector_s", effector_s, 0.1, 10.0)
+        _check_range("loop_gain", loop_gain, 0.0, 5.0)
+        _check_range("vagal_s_mmhg", vagal_s_mmhg, 0.0, 0.05)
         kw.pop("resonance_hz", None)
         kw.pop("rsa_bpm", None)
         kw.pop("q", None)
