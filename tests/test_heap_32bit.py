@@ -28,7 +28,9 @@ WASM_PACKAGE = ROOT / "tests" / "wasm" / "node_modules" / "@micropython" / "micr
 FIRMWARE = ROOT / "firmware" / "vagal"
 
 APP_TARGET = 100 * 1024  # the issue's bound, on the Pico
-APP_BUDGET_32 = 83 * 1024  # measured 81.2 KB (Nov 2026); a rise beyond the margin is a regression
+APP_BUDGET_32 = 87 * 1024  # measured 81.2 KB (Nov 2026), 85.5 KB with issue 15 (assess: the amplitude
+# rule's curve fit, its uncertainty, up to 2 extra steps and 160 kept breath swings; practice 82.7 KB);
+# a rise beyond the margin is a regression
 RUNTIME_ALLOWANCE = 12 * 1024  # virtual board peak - unix probe peak, 64-bit: 118.8 - 107.3 KB
 REPORT = re.compile(r"app_made=(\d+) peak_assess=(\d+) peak_practice=(\d+) peak_pace=(\d+) "
                     r"peak_winddown=(\d+) app_live_peak=(\d+) drops=(\d+) assess_results=(\d+)")

@@ -319,7 +319,7 @@ class App:
                          % (ABS_MIN_MBPM, ABS_MAX_MBPM, rate))
                 return
             from vagal.tuner import Tuner
-            c = Tuner(self.meter, rate)
+            c = Tuner(self.meter, rate, resonance_phase_deg=s.get("resonance_phase_deg"))
         elif mode == "assess":
             from vagal.assessment import Assessment
             c = Assessment(self.meter, step_s=s.get("assess_step_s"))
@@ -360,7 +360,7 @@ class App:
         a = self.ctrl
         if self.mode == "assess" and a is not None and a.state == ASSESS_RUNNING:
             self.ctrl = None
-            self.send("assess_result", self.t_ms, "aborted", 0, 0, self.date or "-")
+            self.send("assess_result", self.t_ms, "aborted", 0, 0, self.date or "-", "-", 0, 0)
 
     def start_session(self, source):
         now = self._clock()
@@ -555,7 +555,7 @@ class App:
     def _send_assess_step(self, i):
         a = self.ctrl
         self.send("assess_step", self.t_ms, a.rates[i], a.n[i], a.mean_swing_x10(i), a.mean_fit_x10(i),
-                  a.mean_phase_deg(i), a.mean_coherence_x100(i))
+                  a.mean_phase_deg(i), a.mean_coherence_x100(i), a.level_x10(i), a.fit_se_x10(i))
 
     def _assess_finished(self, a):
         """Store a done assessment's rate and date, say so, and go on in practice mode."""
@@ -565,11 +565,14 @@ class App:
         chosen = a.rates[a.best_index] if a.best_index >= 0 else 0
         if state == "done":
             try:
-                self.settings.update((("resonance_mbpm", rate), ("resonance_date", date)))
+                self.settings.update((("resonance_mbpm", rate), ("resonance_date", date),
+                                      ("resonance_phase_deg", a.phase_ref_deg)))
             except (OSError, ValueError) as e:
                 self.log("error", "assessment result %d mbpm not stored: %s" % (rate, e))
                 state = "failed"
-        self.send("assess_result", self.t_ms, state, rate, chosen, date or "-")
+        done = state == "done"
+        self.send("assess_result", self.t_ms, state, rate, chosen, date or "-", a.rule if done else "-",
+                  a.spread_mbpm if done else 0, a.phase_ref_deg if done else 0)
         self.indicate(IND_DONE if state == "done" else IND_FAILED)
         self.ctrl = None
         self.mode = "practice"
