@@ -301,6 +301,11 @@ class Assessment:
         if den <= 0:
             return (sy // sn + 180) % 360 - 180
         slope_num = sn * sxy - sx * sy
+        while den >= 16384 or slope_num >= 16384 or slope_num <= -16384:  # products < 2**30
+            den >>= 1
+            slope_num = slope_num >> 1 if slope_num >= 0 else -((-slope_num) >> 1)
+        if den <= 0:
+            return (sy // sn + 180) % 360 - 180
         y0 = (sy * den - sx * slope_num) // (sn * den)  # value at x = 0, i.e. at `rate`
         return (y0 + 180) % 360 - 180
 
