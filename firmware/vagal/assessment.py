@@ -22,7 +22,6 @@ from vagal.ticks import ticks_diff
 
 DEFAULT_RATES = (6500, 6000, 5500, 5000, 4500)
 EDGE_STEP_MBPM = 500  # the extra step beyond an edge peak
-PHASE_SPAN = 750  # the phase at the result: from the tested rates this near it
 SPREAD_OK_MBPM = 120  # a peak this certain (1 sd) needs no extra steps
 FLAT_PCT = 5  # the curve rises less than this over the tested rates: no clear peak
 FIT_CAP_X10 = 2000  # per-breath fitted swing cap for the sums of squares (< 2**30 over 200 breaths)
@@ -277,37 +276,36 @@ class Assessment:
         return isqrt(total)
 
     def _phase_at(self, rate):
-        """Mean phase at `rate`: the least-squares line through (rate, mean phase) of the two or three
-        tested rates nearest it (the phase curve is near straight over +-1 breath/min)."""
-        sx = sy = sxx = sxy = sn = 0
-        ref = -999
-        for k in range(len(self.rates)):
-            if self.n[k] < 3 or abs(self.rates[k] - rate) > PHASE_SPAN:
-                continue
-            y = self.mean_phase_deg(k)
-            if ref == -999:
-                ref = y
-            y = ref + (y - ref + 180) % 360 - 180  # unwrapped next to the first
-            x = (self.rates[k] - rate) // 50
-            w = self.n[k]
-            sn += w
-            sx += w * x
-            sy += w * y
-            sxx += w * x * x
-            sxy += w * x * y
-        if sn == 0:
-            return 0
-        den = sn * sxx - sx * sx
-        if den <= 0:
-            return (sy // sn + 180) % 360 - 180
-        slope_num = sn * sxy - sx * sy
-        while den >= 16384 or slope_num >= 16384 or slope_num <= -16384:  # products < 2**30
-            den >>= 1
-            slope_num = slope_num >> 1 if slope_num >= 0 else -((-slope_num) >> 1)
-        if den <= 0:
-            return (sy // sn + 180) % 360 - 180
-        y0 = (sy * den - sx * slope_num) // (sn * den)  # value at x = 0, i.e. at `rate`
-        return (y0 + 180) % 360 - 180
+        """The person's phase at `rate` (their swing peak): phi0 of phase(f) = phi0 + atan(Q (f/r -
+        r/f)) fitted to every tested rate's mean phase (weights: breaths), Q from a grid of 1-4
+        (the one with the least squared residual). Every rate's breaths count, not only the 2-3
+        rates near the peak: the reference's noise is what the tuner's result inherits."""
+        best = -1
+        ref = 0
+        for q10 in (10, 15, 20, 25, 30, 40):
+            sw = sy = syy = 0
+            first = -999
+            for k in range(len(self.rates)):
+                n = self.n[k]
+                if n < 3:
+                    continue
+                f = self.rates[k] // 10
+                r = rate // 10
+                model = atan2_deg(q10 * (f * f - r * r) // 10, f * r)  # atan(Q (f/r - r/f))
+                y = (self.mean_phase_deg(k) - model + 180) % 360 - 180
+                if first == -999:
+                    first = y
+                y = first + (y - first + 180) % 360 - 180  # unwrapped next to the first
+                sw += n
+                sy += n * y
+                syy += n * y * y
+            if sw == 0:
+                return 0
+            cost = syy - sy * sy // sw
+            if best < 0 or cost < best:
+                best = cost
+                ref = sy // sw
+        return (ref + 180) % 360 - 180
 
     def _plan_more(self):
         """After the planned steps (and after each extra one, up to max_extra): one more step where
