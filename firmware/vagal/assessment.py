@@ -277,7 +277,7 @@ class Assessment:
 
     def _phase_at(self, rate):
         """The person's phase at `rate` (their swing peak): phi0 of phase(f) = phi0 + atan(Q (f/r -
-        r/f)) fitted to every tested rate's mean phase (weights: breaths), Q from a grid of 1-4
+        r/f)) fitted to every tested rate's mean phase (weights: breaths, at most 16), Q from a grid of 1-4
         (the one with the least squared residual). Every rate's breaths count, not only the 2-3
         rates near the peak: the reference's noise is what the tuner's result inherits."""
         best = -1
@@ -289,6 +289,7 @@ class Assessment:
                 n = self.n[k]
                 if n < 3:
                     continue
+                n = n if n < 16 else 16  # weights: sums (x 180 deg) squared stay < 2**30
                 f = self.rates[k] // 10
                 r = rate // 10
                 model = atan2_deg(q10 * (f * f - r * r) // 10, f * r)  # atan(Q (f/r - r/f))
