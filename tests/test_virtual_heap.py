@@ -20,8 +20,9 @@ from test_virtual_board import _lines
 from vagal_host.virtual import VirtualBoard, person_spec
 
 APP_TARGET = 100 * 1024  # the issue's bound (for the Pico's 32-bit objects)
-APP_BUDGET = 121 * 1024  # the same app on the 64-bit unix port: measured 118.8 KB over assess and
-# practice (Nov 2026; 120.6 KB before pulse.py's 16-bit history, ~131 KB before the heap work)
+APP_BUDGET = 126 * 1024  # the same app on the 64-bit unix port: measured 118.8 KB over assess and
+# practice (Nov 2026; 120.6 KB before pulse.py's 16-bit history, ~131 KB before the heap work);
+# 123.9 KB with issue 15's assessment (curve fit, uncertainty, extra steps, kept breath swings)
 FAKES_ALLOWANCE = 56 * 1024  # what boot.py measures for the fakes (+ interpreter start), with room
 HEADROOM = 32 * 1024  # garbage and fragmentation: with 125K live, a 190K and a 202K heap each failed once
 MINUTES = 8
