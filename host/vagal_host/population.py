@@ -603,9 +603,16 @@ def group_stats(rows):
         "failed": sum(1 for r in rows if "error" in r),
         "assess_bias": mean(a_ok), "assess_mae": mean([abs(e) for e in a_ok]),
         "tune_bias": mean(t_ok), "tune_mae": mean([abs(e) for e in t_ok]),
-        "truth_minus_model": mean([r["sweep_bpm"] - r["model_resonance_bpm"] for r in rows
-                                   if "model_resonance_bpm" in r and "sweep_bpm" in r]),
+        "truth_minus_model": mean(_truth_gaps(rows)),
+        "truth_minus_model_max": max([abs(d) for d in _truth_gaps(rows)], default=None),
+        "redraws": sum(len(r.get("redraws", ())) for r in rows),
     }
+
+
+def _truth_gaps(rows):
+    """Sweep resonance minus the model's resonance parameter, for the people that have one."""
+    return [r["sweep_bpm"] - r.get("model_resonance_bpm", r["resonance_bpm"]) for r in rows
+            if "sweep_bpm" in r and (r.get("family", "own") == "own" or "model_resonance_bpm" in r)]
 
 
 def groups(rows):
@@ -720,6 +727,21 @@ def report(result):
         result["outside"], PACE_MIN_BPM, PACE_MAX_BPM))
     lines.append("")
     lines.append(group_table(result))
+    lines.append("")
+    for g in result["groups"]:
+        if g["band"] != "all":
+            continue
+        why = {}
+        for r in result["rows"]:
+            if r.get("family", "own") == g["family"]:
+                for w in r.get("redraws", ()):
+                    why[w] = why.get(w, 0) + 1
+        gap = ("truth (noise-free sweep) - model parameter: mean %+.3f, largest %.3f breaths/min" % (
+            g["truth_minus_model"], g["truth_minus_model_max"]) if g["truth_minus_model"] is not None
+            else "no resonance parameter: the truth is the noise-free sweep's")
+        lines.append("%s: %s; %d people drawn again%s" % (
+            g["family"], gap, g["redraws"],
+            " (%s)" % ", ".join("%s %d" % kv for kv in sorted(why.items())) if why else ""))
     lines.append("")
     lines.append("%d boards failed; %.0f s wall with %d workers%s" % (
         result["failed"], result["wall_s"], result["workers"], " (--fast: core classes, no boards)"
