@@ -164,6 +164,7 @@ def _annotate(p, sw):
 
 
 MAX_SWING_BPM = 40.0
+FLAT_SHARPNESS = 0.02  # a swing curve that falls less than this 0.5 breaths/min from its peak
 MAX_RESIDUAL_BPM = 0.5
 
 
@@ -742,6 +743,16 @@ def report(result):
         lines.append("%s: %s; %d people drawn again%s" % (
             g["family"], gap, g["redraws"],
             " (%s)" % ", ".join("%s %d" % kv for kv in sorted(why.items())) if why else ""))
+        fam_rows = [r for r in result["rows"] if r.get("family", "own") == g["family"]]
+        flat = [r for r in fam_rows if (r.get("sharpness") or 0.0) < FLAT_SHARPNESS]
+        if flat:
+            clear = [r for r in fam_rows if r not in flat]
+            lines.append("  %d with a flat curve (swing down < %.0f %% 0.5 breaths/min either side): "
+                         "assessment %s, tuning %s within; the %d others: %s, %s" % (
+                             len(flat), 100 * FLAT_SHARPNESS, _pct(_within([r.get("assess_err_bpm") for r in flat])).strip(),
+                             _pct(_within([r.get("tune_err_bpm") for r in flat])).strip(), len(clear),
+                             _pct(_within([r.get("assess_err_bpm") for r in clear])).strip(),
+                             _pct(_within([r.get("tune_err_bpm") for r in clear])).strip()))
     lines.append("")
     lines.append("%d boards failed; %.0f s wall with %d workers%s" % (
         result["failed"], result["wall_s"], result["workers"], " (--fast: core classes, no boards)"
