@@ -164,6 +164,7 @@ def _annotate(p, sw):
 
 
 MAX_SWING_BPM = 40.0
+FLAT_SHARPNESS = 0.02  # a swing curve that falls less than this 0.5 breaths/min from its peak
 MAX_RESIDUAL_BPM = 0.5
 
 
@@ -603,9 +604,16 @@ def group_stats(rows):
         "failed": sum(1 for r in rows if "error" in r),
         "assess_bias": mean(a_ok), "assess_mae": mean([abs(e) for e in a_ok]),
         "tune_bias": mean(t_ok), "tune_mae": mean([abs(e) for e in t_ok]),
-        "truth_minus_model": mean([r["sweep_bpm"] - r["model_resonance_bpm"] for r in rows
-                                   if "model_resonance_bpm" in r and "sweep_bpm" in r]),
+        "truth_minus_model": mean(_truth_gaps(rows)),
+        "truth_minus_model_max": max([abs(d) for d in _truth_gaps(rows)], default=None),
+        "redraws": sum(len(r.get("redraws", ())) for r in rows),
     }
+
+
+def _truth_gaps(rows):
+    """Sweep resonance minus the model's resonance parameter, for the people that have one."""
+    return [r["sweep_bpm"] - r.get("model_resonance_bpm", r["resonance_bpm"]) for r in rows
+            if "sweep_bpm" in r and (r.get("family", "own") == "own" or "model_resonance_bpm" in r)]
 
 
 def groups(rows):
@@ -720,6 +728,31 @@ def report(result):
         result["outside"], PACE_MIN_BPM, PACE_MAX_BPM))
     lines.append("")
     lines.append(group_table(result))
+    lines.append("")
+    for g in result["groups"]:
+        if g["band"] != "all":
+            continue
+        why = {}
+        for r in result["rows"]:
+            if r.get("family", "own") == g["family"]:
+                for w in r.get("redraws", ()):
+                    why[w] = why.get(w, 0) + 1
+        gap = ("truth (noise-free sweep) - model parameter: mean %+.3f, largest %.3f breaths/min" % (
+            g["truth_minus_model"], g["truth_minus_model_max"]) if g["truth_minus_model"] is not None
+            else "no resonance parameter: the truth is the noise-free sweep's")
+        lines.append("%s: %s; %d people drawn again%s" % (
+            g["family"], gap, g["redraws"],
+            " (%s)" % ", ".join("%s %d" % kv for kv in sorted(why.items())) if why else ""))
+        fam_rows = [r for r in result["rows"] if r.get("family", "own") == g["family"]]
+        flat = [r for r in fam_rows if (r.get("sharpness") or 0.0) < FLAT_SHARPNESS]
+        if flat:
+            clear = [r for r in fam_rows if r not in flat]
+            lines.append("  %d with a flat curve (swing down < %.0f %% 0.5 breaths/min either side): "
+                         "assessment %s, tuning %s within; the %d others: %s, %s" % (
+                             len(flat), 100 * FLAT_SHARPNESS, _pct(_within([r.get("assess_err_bpm") for r in flat])).strip(),
+                             _pct(_within([r.get("tune_err_bpm") for r in flat])).strip(), len(clear),
+                             _pct(_within([r.get("assess_err_bpm") for r in clear])).strip(),
+                             _pct(_within([r.get("tune_err_bpm") for r in clear])).strip()))
     lines.append("")
     lines.append("%d boards failed; %.0f s wall with %d workers%s" % (
         result["failed"], result["wall_s"], result["workers"], " (--fast: core classes, no boards)"
