@@ -117,21 +117,27 @@ def test_assessment_done_stores_the_rate_and_date_then_practice(tmp_path):
     assert replies(board, 1)[0]["text"] == "date 2026-11-26"
     assert replies(board, 2)[0]["text"] == "mode assess" and app.running
     t = 0
-    while not of(board, "assess_result") and t < 400:
+    while not of(board, "assess_result") and t < 600:
         run_for(app, board, 10, step_us=20000)
         t += 10
     result = of(board, "assess_result")
     assert len(result) == 1 and result[0]["state"] == "done", result
     steps = of(board, "assess_step")
-    assert [s["rate_mbpm"] for s in steps] == [6500, 6000, 5500, 5000, 4500]
+    rates = [s["rate_mbpm"] for s in steps]
+    assert rates[:5] == [6500, 6000, 5500, 5000, 4500] and len(rates) <= 7, rates  # up to 2 extra
     assert sum(s["breaths"] >= 3 for s in steps) >= 3  # 30 s steps: 2-6 valid breaths each
     rate = result[0]["rate_mbpm"]
-    assert 4250 <= rate <= 6750 and result[0]["date"] == "2026-11-26"
-    assert result[0]["chosen_mbpm"] in (6500, 6000, 5500, 5000, 4500)
+    assert min(rates) <= rate <= max(rates) and result[0]["date"] == "2026-11-26"
+    # the tallest bar, by the level the rule uses
+    tallest = max((s for s in steps if s["breaths"] >= 3), key=lambda s: s["level_x10"])
+    assert result[0]["chosen_mbpm"] == tallest["rate_mbpm"]
+    assert result[0]["rule"] in ("curve", "slowest", "fastest", "flat") and result[0]["spread_mbpm"] >= 0
     stored = json.loads((tmp_path / "settings.json").read_text())
     assert stored["resonance_mbpm"] == rate and stored["resonance_date"] == "2026-11-26"
+    assert stored["resonance_phase_deg"] == result[0]["phase_deg"]
     assert app.mode == "practice" and of(board, "mode")[-1]["source"] == "auto"
     assert type(app.ctrl).__name__ == "Tuner" and app.ctrl.start_mbpm == rate
+    assert app.ctrl.phase_ref == result[0]["phase_deg"]  # the tuner steers to the person's own phase
     buzz_from = len(board.motor)
     run_for(app, board, 2)
     assert max(board.motor[buzz_from:]) > 0  # the "done" buzz
@@ -170,7 +176,7 @@ def test_signal_lost_mid_assessment_extends_the_step_and_still_ends_cleanly(tmp_
     result = of(board, "assess_result")
     assert len(result) == 1 and result[0]["state"] in ("done", "failed")
     steps = of(board, "assess_step")
-    assert [s["rate_mbpm"] for s in steps] == [6500, 6000, 5500, 5000, 4500]
+    assert [s["rate_mbpm"] for s in steps][:5] == [6500, 6000, 5500, 5000, 4500]
     ends = [0] + [s["t_ms"] for s in steps]
     lengths = [b - a for a, b in zip(ends, ends[1:])]
     assert lengths[0] < 85000, lengths  # a clean step ends on time

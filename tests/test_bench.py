@@ -139,26 +139,31 @@ def test_population_hook_summarises_the_population_result(monkeypatch):
 
     calls = []
 
-    def run_population(n, workers):
-        calls.append((n, workers))
+    def run_population(n, workers, family="own"):
+        calls.append((n, workers, family))
         rows = [  # two start below their resonance, two above; one of each misses
             {"resonance_bpm": 5.0, "tune_start_mbpm": 4000, "assess_err_bpm": 0.1, "tune_err_bpm": 0.05},
             {"resonance_bpm": 5.0, "tune_start_mbpm": 4000, "assess_err_bpm": -0.3, "tune_err_bpm": -0.4},
             {"resonance_bpm": 5.5, "tune_start_mbpm": 6500, "assess_err_bpm": 0.0, "tune_err_bpm": 0.2},
             {"resonance_bpm": 5.5, "tune_start_mbpm": 6500, "assess_err_bpm": 0.2, "tune_err_bpm": 0.3},
         ]
+        group = {"family": "bandpass", "band": "-60..-20", "n": 4, "assessment_within": 0.75, "assess_bias": 0.1,
+                 "tuning_within": 0.5, "tuning_within_off_end": 0.25, "tune_on_end": 1, "outside": 0, "failed": 0}
         return {"rows": rows, "tolerance_bpm": 0.25, "assessment_within": 0.75, "tuning_within": 0.5,
-                "failed": 0}
+                "failed": 0, "groups": [group], "tune_on_end": 1, "outside": 0}
 
     monkeypatch.setattr(population, "run_population", run_population)
     r = bench.population_run(4, 2)
-    assert calls == [(4, 2)]
+    assert calls == [(4, 2, "all")]
     assert (r["status"], r["assessment"], r["tuning"]) == ("run", 0.75, 0.5)
     assert (r["below_ok"], r["below"], r["above_ok"], r["above"]) == (1, 2, 1, 2)
     assert r["assess_mean_err"] == pytest.approx(0.15) and r["assess_worst"] == pytest.approx(0.3)
     text = bench.render(bench.machine_facts(), [], None, bench.rp2040_empty_loop_us(), (2000.0, 5e5),
                         r, 1.0, "syn", "data")
     assert "| assessment | 4 | 75 % |" in text and "from below 1/2, from above 1/2" in text
+    # each family and HR-phase band, with the tuner's range-end hits
+    assert "| bandpass | -60..-20 | 4 |   75 % | +0.10 |   50 % |   25 % | 1 | 0 | 0 |" in text
+    assert "1 tuning results on their range end" in text
 
 
 @pytest.mark.parametrize("text", ["0", "-3", "many", "2.5"])

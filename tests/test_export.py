@@ -115,9 +115,10 @@ def build_session(path, parts=((70, "pace"),), raw=True, extras=True, gap=None, 
             if mode == "assess":
                 for k, r in enumerate((6500, 6000, 5500)):
                     t_ms = 20000 * (k + 1)
-                    events.append((t_ms, "assess_step", (t_ms, r, 6, 90 + 20 * (k == 1), 85, -5, 150)))
+                    events.append((t_ms, "assess_step", (t_ms, r, 6, 90 + 20 * (k == 1), 85, -5, 150,
+                                                            88 + 20 * (k == 1), 6)))
                 events.append((seconds * 1000 - 10, "assess_result", (seconds * 1000 - 10, "done", 5900, 6000,
-                                                                      "2026-11-26")))
+                                                                      "2026-11-26", "curve", 120, -20)))
         events.sort(key=lambda e: (e[0], e[1] != "session"))
         for t_ms, kind, values in events:
             lost = gap is not None and index == 0 and gap[0] * 1000 <= t_ms < gap[1] * 1000

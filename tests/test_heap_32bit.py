@@ -35,7 +35,8 @@ WASM_PACKAGE = ROOT / "tests" / "wasm" / "node_modules" / "@micropython" / "micr
 FIRMWARE = ROOT / "firmware" / "vagal"
 
 APP_TARGET = 100 * 1024  # the issue's bound, on the Pico
-APP_BUDGET_32 = 88 * 1024  # PLACEHOLDER
+APP_BUDGET_32 = 100 * 1024  # measured 96.0 KB in assess (Dec 2026: issue 13, the pipeline, the line writer,
+# the journal and issue 15's assessment on 81.2 KB of Nov 2026); a rise beyond the margin is a regression
 RUNTIME_ALLOWANCE = 12 * 1024  # virtual board peak - unix probe peak, 64-bit: 118.8 - 107.3 KB
 REPORT = re.compile(r"app_made=(\d+) peak_assess=(\d+) peak_practice=(\d+) peak_pace=(\d+) "
                     r"peak_winddown=(\d+) app_live_peak=(\d+) drops=(\d+) assess_results=(\d+)")

@@ -18,8 +18,10 @@ def test_two_people_assessed_and_tuned_on_virtual_boards():
         assert 4.5 <= r["resonance_bpm"] <= 6.5 and 0.7 <= r["adherence"] <= 1.0
         assert r["assess_state"] in ("done", "failed")
         # the stepped protocol: 6.5 down to 4.5 breaths/min in 0.5 steps
-        assert [s[0] for s in r["assess_steps"]] == [6500, 6000, 5500, 5000, 4500]
-        assert 2.4 <= r["assess_min"] <= 5.5  # short steps: not the 10+ min of 120 s steps
+        # (issue 15: up to 2 extra steps where the peak is at an edge or uncertain)
+        assert [s[0] for s in r["assess_steps"]][:5] == [6500, 6000, 5500, 5000, 4500]
+        assert len(r["assess_steps"]) <= 7
+        assert 2.4 <= r["assess_min"] <= 8.0  # short steps: not the 10+ min of 120 s steps
         assert abs(r["tune_start_mbpm"] / 1000.0 - r["resonance_bpm"]) == pytest.approx(1.0, abs=0.001)
         assert r["tune_mode"] == "practice" and r["tune_breaths"] >= 5
         assert 2.0 <= r["tune_min"] <= 2.25  # session_min 2, ended with a whole breath
@@ -94,7 +96,7 @@ def test_fast_mode_runs_the_core_on_the_same_people_reproducibly():
     for ra, rb in zip(a["rows"], b["rows"]):
         assert ra == rb
         assert ra["assess_state"] == "done"
-        assert [s[0] for s in ra["assess_steps"]] == [6500, 6000, 5500, 5000, 4500]
+        assert [s[0] for s in ra["assess_steps"]][:5] == [6500, 6000, 5500, 5000, 4500]
         assert all(s[1] >= 6 for s in ra["assess_steps"])  # steps extended to min_breaths
         assert abs(ra["assess_err_bpm"]) < 0.5 and abs(ra["tune_err_bpm"]) < 0.5, ra
     assert a["assessment_within"] == pop._within([r["assess_err_bpm"] for r in a["rows"]])

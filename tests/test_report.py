@@ -96,6 +96,12 @@ def test_report_of_a_session_with_every_message(tmp_path, capsys):
     rows = re.findall(r"<tr( class='best')?><td>([0-9.]+)</td>", page)
     assert [r[1] for r in rows] == ["6.50", "6.00", "5.50"]
     assert [bool(r[0]) for r in rows] == [False, True, False]
+    # issue 15: the rule's words and uncertainty, the same sentence as the live view; the table's
+    # swing is the level the rule used (the bar height), its marked row the tallest bar
+    assert "(+-0.12)" in page and "peak of the curve fitted through the swings at all the rates" in page
+    assert "the rate with the biggest swing" not in page
+    levels = re.findall(r"<tr(?: class='best')?><td>[0-9.]+</td><td>\d+</td><td>([0-9.]+)</td>", page)
+    assert levels == ["8.8", "10.8", "8.8"], levels
     assert "worked out afterwards" not in page  # the device sent breaths and coherence itself
 
 

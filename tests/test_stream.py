@@ -487,6 +487,29 @@ def test_live_view_and_status_show_mode_breath_swing_and_coherence():
     assert "not judged" in line and "coherence (settling)" in line
 
 
+def test_live_view_shows_the_assessment_in_the_report_s_words():
+    # issue 15: the live view showed nothing of an assessment; now each step's swing level (the
+    # tallest bold) and the result sentence of vagal_host.assessment_text, as the report
+    from rich.console import Console
+
+    from vagal_host.assessment_text import result_text
+
+    state = _state_with_data()
+    for i, (rate, level) in enumerate(((6500, 80), (6000, 101), (5500, 95))):
+        state.update(protocol.decode(protocol.encode("assess_step", 60 + i, 120000 * (i + 1), rate, 9, level + 5,
+                                                     level, -10, 150, level, 6)))
+    state.update(protocol.decode(protocol.encode("assess_result", 70, 370000, "done", 5850, 6000, "-",
+                                                 "curve", 110, -35)))
+    out = io.StringIO()
+    Console(file=out, width=400, color_system=None).print(render(state, (14, 0, 0, 0), 15.0, "s.vagal"))
+    text = " ".join(out.getvalue().split())
+    assert "6.50: 8.0" in text and "6.00: 10.1" in text and "5.50: 9.5" in text
+    sentence = " ".join(result_text(state.assess_result).split())
+    assert sentence.startswith("Your resonance rate: 5.85 breaths per minute (+-0.11)")
+    assert "tallest bar is at 6.00" in sentence
+    assert sentence[:60] in text
+
+
 def test_summary_says_what_to_do_next_and_a_piped_live_view_ends_its_line(tmp_path, monkeypatch):
     """With stdout a pipe (`vagal demo --live | tee`), the last frame must not run into the summary."""
     import sys

@@ -385,7 +385,7 @@ class App:
                          % (ABS_MIN_MBPM, ABS_MAX_MBPM, rate))
                 return
             from vagal.tuner import Tuner
-            c = Tuner(self.meter, rate)
+            c = Tuner(self.meter, rate, resonance_phase_deg=s.get("resonance_phase_deg"))
         elif mode == "assess":
             from vagal.assessment import Assessment
             c = Assessment(self.meter, step_s=s.get("assess_step_s"))
@@ -425,7 +425,7 @@ class App:
         a = self.ctrl
         if self.mode == "assess" and a is not None and a.state == ASSESS_RUNNING:
             self.ctrl = None
-            self.send("assess_result", self.t_ms, "aborted", 0, 0, self.date or "-")
+            self.send("assess_result", self.t_ms, "aborted", 0, 0, self.date or "-", "-", 0, 0)
 
     def start_session(self, source):
         now = self._clock()
@@ -642,7 +642,7 @@ class App:
     def _send_assess_step(self, i):
         a = self.ctrl
         self.send("assess_step", self.t_ms, a.rates[i], a.n[i], a.mean_swing_x10(i), a.mean_fit_x10(i),
-                  a.mean_phase_deg(i), a.mean_coherence_x100(i))
+                  a.mean_phase_deg(i), a.mean_coherence_x100(i), a.level_x10(i), a.fit_se_x10(i))
 
     def _assess_finished(self):
         """Store a done assessment's rate and date, say so, and go on in practice mode. The
@@ -653,20 +653,26 @@ class App:
         state = "done" if a.state == ASSESS_DONE else "failed"
         rate = a.result_mbpm
         chosen = a.rates[a.best_index] if a.best_index >= 0 else 0
+        rule = a.rule
+        spread = a.spread_mbpm
+        phase_ref = a.phase_ref_deg
         a = None
         self.ctrl = None
         self.mode = "practice"
         self._practice_next = True  # the tuner loads at the next pacer update, from a fresh stack
         if state == "done":
             try:
-                self.settings.update((("resonance_mbpm", rate), ("resonance_date", date)), False)
+                self.settings.update((("resonance_mbpm", rate), ("resonance_date", date),
+                                      ("resonance_phase_deg", phase_ref)), False)
             except ValueError as e:
                 self.log("error", "assessment result %d mbpm not stored: %s" % (rate, e))
                 state = "failed"
             else:
                 self.save_settings(False, True)
-        self.send("assess_result", self.t_ms, state, rate, chosen, date or "-")
-        self.indicate(IND_DONE if state == "done" else IND_FAILED)
+        done = state == "done"
+        self.send("assess_result", self.t_ms, state, rate, chosen, date or "-", rule if done else "-",
+                  spread if done else 0, phase_ref if done else 0)
+        self.indicate(IND_DONE if done else IND_FAILED)
 
     def _go_practice(self):
         """After an assessment: practice at the stored rate. Run at the start of a pacer update, not

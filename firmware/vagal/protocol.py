@@ -46,8 +46,8 @@ MESSAGES = (
     "mode iss t_ms mode source",
     "breath iiiiiii t_ms valid swing_x10 fit_x10 phase_deg hr_x10 rate_mbpm",
     "coherence iii t_ms ratio_x100 peak_mhz",
-    "assess_step iiiiiii t_ms rate_mbpm breaths swing_x10 fit_x10 phase_deg coherence_x100",
-    "assess_result isiis t_ms state rate_mbpm chosen_mbpm date",
+    "assess_step iiiiiiiii t_ms rate_mbpm breaths swing_x10 fit_x10 phase_deg coherence_x100 level_x10 se_x10",
+    "assess_result isiissii t_ms state rate_mbpm chosen_mbpm date rule spread_mbpm phase_deg",
     "summary isiiiii t_ms mode hr_x10 swing_x10 coherent_pct rate_mbpm breaths",
     "status iissiii t_ms running mode quality rate_mbpm hr_x10 lost",
     "log st level text",
@@ -62,7 +62,8 @@ MESSAGES = (
 # firmware that ends before such a field decodes with the default (INT fields: the int). To add a
 # field: append it to the kind's MESSAGES string (type letter and name) and add it here
 # (docs/protocol.md, Versioning). Extra trailing fields from newer firmware are ignored.
-OPTIONAL = ("hello boot -", "stats flash_writes -1")
+OPTIONAL = ("hello boot -", "stats flash_writes -1", "assess_step level_x10 -1", "assess_step se_x10 -1",
+            "assess_result rule -", "assess_result spread_mbpm -1", "assess_result phase_deg 0")
 
 # Host -> device commands, same framing; the checksum is optional so a person can type them.
 # A command without fields has an empty type string (two spaces after its kind).

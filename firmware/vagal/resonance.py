@@ -104,6 +104,86 @@ def judged_start(t0_us, now_us):
     return t0_us
 
 
+def curve_peak(rates, levels, weights, count, k=-1, dk=0):
+    """Peak (mbpm) of the resonance curve fitted to swing levels at rates, or -1 (no peak).
+
+    The swing follows A(f) = A_r / sqrt(1 + Q^2 (f/f_r - f_r/f)^2), so 1/A^2 = c0 + c1 g + c2/g with
+    g = (f / 5.5)^2 exactly: a weighted least-squares fit that is linear in (c0, c1, c2), peaking at
+    g^2 = c2/c1, read within 3.9..7.8 breaths/min. Other shapes (a baroreflex loop's skewed hump) are
+    close to it near their peak. Uses the first `count` entries with weights[j] >= 3 (breaths);
+    weight: breaths (at most 16) x (level / largest)^2 (1/A^2 magnifies the noise of small swings);
+    levels under a quarter of the largest count as a quarter. Entry k reads dk (x10) larger. -1
+    with fewer than 3 points or without a peak (c1 or c2 <= 0). Integers only, no allocation.
+    """
+    top = 0
+    for j in range(count):
+        if weights[j] >= 3:
+            v = levels[j] + (dk if j == k else 0)
+            if v > top:
+                top = v
+    if top <= 0:
+        return -1
+    m0 = m1 = m2 = mw = 0
+    npts = 0
+    caa = cbb = cab = cay = cby = 0
+    for pass_ in (0, 1):  # weighted means, then the centred sums
+        for j in range(count):
+            n = weights[j]
+            if n < 3:
+                continue
+            r = rates[j] // 10
+            g = r * r * 256 // 302500  # g = (f / 5.5/min)^2, x256
+            fit = levels[j] + (dk if j == k else 0)
+            if fit < top // 4:
+                fit = top // 4
+            q = top * 64 // fit
+            p = fit * 8 // top
+            a = g - 256
+            b = 65536 // g - 256
+            y = q * q // 16
+            w = (n if n < 16 else 16) * p * p // 16
+            if pass_ == 0:
+                m0 += w * a
+                m1 += w * b
+                m2 += w * y
+                mw += w
+                npts += 1
+            else:
+                a -= m0 // mw
+                b -= m1 // mw
+                y -= m2 // mw
+                caa += w * a * a
+                cbb += w * b * b
+                cab += w * a * b
+                cay += w * a * y
+                cby += w * b * y
+        if npts < 3 or mw <= 0:
+            return -1
+    while caa >= 16384 or cbb >= 16384 or cab >= 16384 or -cab >= 16384 or cay >= 16384 \
+            or -cay >= 16384 or cby >= 16384 or -cby >= 16384:
+        caa >>= 1
+        cbb >>= 1
+        cab >>= 1
+        cay >>= 1
+        cby >>= 1
+    if caa * cbb - cab * cab <= 0:
+        return -1
+    n1 = cay * cbb - cby * cab  # c1 x det
+    n2 = caa * cby - cab * cay  # c2 x det
+    if n1 <= 0 or n2 <= 0:
+        return -1
+    while n1 >= 16384 or n2 >= 16384:
+        n1 >>= 1
+        n2 >>= 1
+    if n1 == 0:
+        return -1
+    # c2/c1 = g^2 at the peak, x65536: within 0.71..1.41 x 5.5/min (ratio * 4096 < 2**30)
+    ratio = n2 * 65536 // n1
+    ratio = 16384 if ratio < 16384 else (262143 if ratio > 262143 else ratio)
+    root4 = isqrt(isqrt(ratio * 4096) * 16384)  # (c2/c1)^(1/4), x16384
+    return 5500 * root4 // 16384
+
+
 def wrap_deg(d):
     """Angle in -180..179."""
     return (d + 180) % 360 - 180

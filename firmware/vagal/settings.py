@@ -35,6 +35,9 @@ SPECS = (
     "mode", STR, "practice", MODES, None,  # the mode a session starts in
     "resonance_mbpm", INT, 0, 0, pacer.RATE_MAX,  # 0 = not measured yet
     "resonance_date", STR, "", "date", None,
+    # HR phase (deg) the assessment measured at the person's own swing peak: the tuner's reference;
+    # -999 = not measured (the tuner then follows the swing alone)
+    "resonance_phase_deg", INT, -999, -999, 180,
     "tuning", BOOL, True, None, None,  # closed-loop tuning in practice mode
     "winddown_min", INT, 8, 1, 60,  # presets 8 and 20
     "winddown_start_mbpm", INT, 10500, pacer.RATE_MIN, pacer.RATE_MAX,

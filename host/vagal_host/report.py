@@ -12,6 +12,7 @@ touches a display or a global backend.
 import html
 import os
 
+from vagal_host.assessment_text import level_x10, result_text
 from vagal_host.errors import VagalError
 from vagal_host.export import AtomicDir, format_duration, load, raw_samples, record_name
 from vagal_host.hrv_report import (MIN_INTERVALS, MIN_SPECTRUM_S, NORMS_SOURCE, cleaned_intervals,
@@ -323,22 +324,25 @@ def fig_coherence(data, path):
 
 
 def fig_assessment(data, path):
-    """Mean swing per tested rate, the chosen one highlighted."""
+    """Swing level per tested rate (the rule's bar heights), the tallest bar (chosen_mbpm) green,
+    the result (the fitted curve's peak) as the red line."""
     if not data.steps:
         return False
     fig, (ax,) = _figure(1, 3.4)
     chosen = data.result.chosen_mbpm if data.result is not None else None
     rates = [s.rate_mbpm / 1000.0 for s in data.steps]
+    gaps = [abs(a - b) for i, a in enumerate(rates) for b in rates[i + 1:]]
     colours = ["#2e8b57" if s.rate_mbpm == chosen else "#9ecae1" for s in data.steps]
-    ax.bar(rates, [s.swing_x10 / 10.0 for s in data.steps], width=0.3, color=colours)
-    ax.set_xticks(rates)
+    ax.bar(rates, [level_x10(s) / 10.0 for s in data.steps], width=min([0.3] + [g * 0.8 for g in gaps if g > 0]),
+           color=colours)
+    ax.set_xticks(sorted(set(rates)))
     if data.result is not None and data.result.state == "done":
         ax.axvline(data.result.rate_mbpm / 1000.0, color="#b03030", ls="--", lw=1.5,
                    label="your resonance rate (%.2f)" % (data.result.rate_mbpm / 1000.0))
         _legend(ax)
     ax.set_xlabel("breathing rate tested (breaths per minute)")
-    ax.set_ylabel("mean swing\n(beats per minute)")
-    ax.set_title("Assessment: heart-rate swing at each breathing rate (green: best)")
+    ax.set_ylabel("swing\n(beats per minute)")
+    ax.set_title("Assessment: heart-rate swing at each breathing rate (green: largest)")
     _save(fig, path)
     return True
 
@@ -370,9 +374,10 @@ FIGURES = (
      "The first value comes about a minute into the session.",
      "Coherence was not recorded in this session."),
     ("assessment", "Assessment", fig_assessment,
-     "The assessment tries several breathing rates for a few minutes each and measures your heart-rate "
-     "swing at each. The rate with the biggest swing is your resonance rate: the pace the pacer "
-     "will use for practice.",
+     "The assessment tries several breathing rates for two minutes each and measures your heart-rate "
+     "swing at each (the bars; green: the largest). A curve fitted through all of them peaks at your "
+     "resonance rate (the red line), the rate of your largest swing, which may lie between two rates "
+     "tested: the pace the pacer will use for practice.",
      None),
 )
 
@@ -457,27 +462,22 @@ def _assessment_html(data):
     out = []
     r = data.result
     if r is not None:
+        text = html.escape(result_text(r))
         if r.state == "done":
-            out.append("<p class='result'>Your resonance rate: <b>%.2f breaths per minute</b> (one breath "
-                       "every %.1f seconds). The best of the rates tested was %.2f. The device saved it%s "
-                       "and uses it for practice.</p>"
-                       % (r.rate_mbpm / 1000.0, 60000.0 / r.rate_mbpm, r.chosen_mbpm / 1000.0,
-                          "" if r.date == "-" else " (dated %s)" % html.escape(r.date)))
-        elif r.state == "failed":
-            out.append("<p class='result'>The assessment could not decide: there was too little clean "
-                       "signal. Nothing was saved; try again sitting still with the sensor snug.</p>")
-        else:
-            out.append("<p class='result'>The assessment was stopped before the end; nothing was saved."
-                       "</p>")
+            text = text.replace("Your resonance rate: ", "Your resonance rate: <b>", 1).replace(
+                " breaths per minute", " breaths per minute</b>", 1)
+            text += " The device saved it%s and uses it for practice." % (
+                "" if r.date == "-" else " (dated %s)" % html.escape(r.date))
+        out.append("<p class='result'>%s</p>" % text)
     if data.steps:
         out.append("<table><tr><th>Rate tested<br>(breaths/min)</th><th>Breaths measured</th>"
-                   "<th>Average swing<br>(beats/min)</th><th>Coherence</th></tr>")
+                   "<th>Swing<br>(beats/min)</th><th>Coherence</th></tr>")
         chosen = r.chosen_mbpm if r is not None else None
         for s in data.steps:
             mark = " class='best'" if s.rate_mbpm == chosen else ""
             coh = "%.2f" % (s.coherence_x100 / 100.0) if s.coherence_x100 >= 0 else "not enough data"
             out.append("<tr%s><td>%.2f</td><td>%d</td><td>%.1f</td><td>%s</td></tr>"
-                       % (mark, s.rate_mbpm / 1000.0, s.breaths, s.swing_x10 / 10.0, coh))
+                       % (mark, s.rate_mbpm / 1000.0, s.breaths, level_x10(s) / 10.0, coh))
         out.append("</table>")
     return "\n".join(out)
 

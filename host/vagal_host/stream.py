@@ -192,6 +192,8 @@ class LiveState:
         self.breath_swing_x10 = None  # the last judged breath: HR swing, bpm x 10 (None: not valid)
         self.breath_t_ms = None
         self.coherence_x100 = None  # the last coherence update (-1: not enough clean data)
+        self.assess_steps = []  # this assessment's `assess_step` messages
+        self.assess_result = None  # and its `assess_result`
         self.quiet_err_ids = set()  # request ids whose `err` is expected from older firmware
         self.messages = 0  # valid lines decoded so far
         self.board_lost = 0  # samples the board lost to overrun (its `stats` lines), across its resets
@@ -252,6 +254,12 @@ class LiveState:
             self.breath_swing_x10 = msg["swing_x10"] if msg["valid"] else None
         elif k == "coherence":
             self.coherence_x100 = msg["ratio_x100"]
+        elif k == "assess_step":
+            if self.assess_result is not None:  # a new assessment
+                self.assess_steps, self.assess_result = [], None
+            self.assess_steps.append(_AssessRow(msg))
+        elif k == "assess_result":
+            self.assess_result = _AssessRow(msg)
         elif k == "stats":
             lost = msg["lost"]
             if lost < self._lost_last:  # the board restarted: its count began again
@@ -365,6 +373,8 @@ def render(state, counts, session_s, session_path, width=40):
         grid.add_row("Mode", Text(state.mode or "--", style="bold"))
         grid.add_row("Breath swing", Text(_swing_text(state)))
         grid.add_row("Coherence", Text(_coherence_text(state)))
+    if state.assess_steps or state.assess_result is not None:
+        grid.add_row("Assessment", _assessment_text(state))
     beats = Text()
     for t_ms, ibi, conf in reversed(state.beats):
         if beats:
@@ -403,6 +413,37 @@ def _swing_text(state):
     if state.breath_swing_x10 is None:
         return "(last breath not judged: unclear signal or too few beats)"
     return "%.1f bpm" % (state.breath_swing_x10 / 10)
+
+
+class _AssessRow:
+    """An assess_step / assess_result message's fields as attributes (what assessment_text reads)."""
+
+    def __init__(self, msg):
+        for name in msg.names:
+            setattr(self, name, msg[name])
+
+
+def _assessment_text(state):
+    """Rate: swing per step (the largest bold), then the result in the report's words."""
+    from rich.text import Text
+
+    from vagal_host.assessment_text import level_x10, result_text
+
+    t = Text()
+    r = state.assess_result
+    top = max((level_x10(s) for s in state.assess_steps), default=0)
+    for s in state.assess_steps:
+        if t:
+            t.append("  ")
+        t.append("%.2f: %.1f" % (s.rate_mbpm / 1000, level_x10(s) / 10),
+                 style="bold green" if level_x10(s) == top and top > 0 else "")
+    if state.assess_steps:
+        t.append(" bpm swing", style="dim")
+    if r is not None:
+        if t:
+            t.append("\n")
+        t.append(result_text(r), style="bold" if r.state == "done" else "yellow")
+    return t
 
 
 def _coherence_text(state):

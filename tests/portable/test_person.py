@@ -184,3 +184,132 @@ def test_ectopic_beats_come_early_and_pause():
     assert len(early) >= 5, len(early)
     for i in early:
         assert ibis[i + 1] > 1.15 * mean, (ibis[i], ibis[i + 1], mean)
+
+
+# -- issue 15: the physiology that varies between people, and the baroreflex loop
+
+def _sum_samples(p, seconds, pacer_hz=None):
+    acc = 0.0
+    for i in range(int(seconds * 100)):
+        t = i / 100.0
+        ph = None
+        if pacer_hz is not None:
+            x = t * pacer_hz
+            ph = x - int(x)
+        acc += p.sample(t, ph, 0.4)
+    return acc
+
+
+def test_the_own_person_is_unchanged_by_the_new_parameters():
+    # sums of 30 s of samples from person.py before issue 15 (CPython and the unix port alike):
+    # the new parameters at their defaults leave today's person bit for bit
+    gc.collect()
+    p = person.Person(seed=5)
+    assert abs(_sum_samples(p, 30) - 1289.0451279965876) < 1e-9
+    assert len(p.beats) == 33 and abs(p.beats[-1] - 30.016080373055534) < 1e-12
+    p = person.Person(seed=6, resonance_hz=0.08, hr_noise_bpm=1.0, jitter_s=0.005, phase_wander=0.05,
+                      drift_bpm=2.0)
+    assert abs(_sum_samples(p, 30, 0.1) - 1296.6989212369083) < 1e-9
+    assert len(p.beats) == 32 and abs(p.beats[-1] - 29.399515578935606) < 1e-12
+    assert p.r_beats == p.beats  # no pulse transit: the pulse peak is the beat
+
+
+def test_transit_delays_the_pulse_peak_after_the_beat():
+    p = _quiet(seed=3, transit_s=0.25, transit_slope_s=0.0, keep_beats=40)
+    _run(p, 40)
+    d = [b - r for b, r in zip(p.beats, p.r_beats)]
+    assert len(d) >= 30 and max(abs(x - 0.25) for x in d) < 1e-9, d
+    # shorter at a faster heart rate (the RSA's beats): transit_slope_s per bpm above hr_bpm
+    p = _quiet(seed=3, transit_s=0.25, transit_slope_s=0.002, rsa_bpm=20.0, adherence=1.0, keep_beats=80)
+    _run(p, 80, pacer_hz=0.09)
+    pairs = []
+    for i in range(1, len(p.r_beats)):
+        pairs.append((60.0 / (p.r_beats[i] - p.r_beats[i - 1]), p.beats[i] - p.r_beats[i]))
+    fast = [d for hr, d in pairs if hr > p.hr_bpm + 5]
+    slow = [d for hr, d in pairs if hr < p.hr_bpm - 5]
+    assert fast and slow and max(fast) < 0.245 < 0.255 < min(slow), (fast, slow)
+
+
+def test_breathing_lags_the_pacer_by_breath_lag():
+    f = 0.1
+    p = _quiet(seed=2, adherence=1.0, breath_lag_s=0.8)
+    _run(p, 60, pacer_hz=f)
+    x = 60 * f - 1.0 / 50 * f  # the pacer's phase at the last sample
+    d = (x - int(x)) - p.breath_phase
+    d = d - int(d + 0.5) if d >= 0 else d - int(d - 0.5)
+    assert abs(d - 0.8 * f) < 0.01, d
+
+
+def test_phase_offset_moves_the_hr_peak_at_resonance():
+    for deg in (-50.0, 0.0, 40.0):
+        p = _quiet(seed=4, resonance_hz=0.09, adherence=1.0, q=2.5, phase_deg=deg)
+        lag = _hr_peak_after_inhale_end(p, 0.09, 0.4, 60)
+        assert abs(lag - deg / 360.0) < 0.02, (deg, lag)
+
+
+def test_a_floor_of_non_resonant_rsa_flattens_the_curve():
+    sharp = _quiet(seed=1, resonance_hz=0.09, q=1.0, rsa_bpm=10.0)
+    flat = _quiet(seed=1, resonance_hz=0.09, q=1.0, rsa_bpm=10.0, floor_bpm=2.0, floor_deg=0.0)
+    r_sharp = sharp.response(0.06)[0] / sharp.response(0.09)[0]
+    r_flat = flat.response(0.06)[0] / flat.response(0.09)[0]
+    assert r_sharp < r_flat < 1.0, (r_sharp, r_flat)
+    assert abs(flat.response(0.09)[0] - 12.0) < 1e-9  # in phase at resonance: the swings add
+
+
+# 30 s of the baroreflex person below on CPython (the unix port gives the same bits)
+BARO_SUM = 1295.0325450678292
+BARO_BEATS = 34
+BARO_LAST = 29.967215444362775
+
+
+def _baro(**kw):
+    args = {"noise": 0.0, "artefact_rate": 0.0, "ectopic_rate": 0.0, "adherence": 1.0, "keep_beats": 400}
+    for k in kw:
+        args[k] = kw[k]
+    return person.BaroreflexPerson(**args)
+
+
+def _swing_at(p, pacer_hz, seconds):
+    _run(p, seconds, fs=20, pacer_hz=pacer_hz)
+    return _hr_swing(p.r_beats, seconds - 3.0 / pacer_hz)
+
+
+def test_the_baroreflex_loop_resonates_where_its_delay_puts_it():
+    # no resonance parameter: a longer delay of the vascular limb, a slower resonance
+    rates = (0.07, 0.09, 0.12)
+    best = []
+    for delay in (3.0, 5.5):
+        sw = []
+        for f in rates:
+            gc.collect()
+            sw.append(_swing_at(_baro(seed=3, delay_s=delay, effector_s=1.0, loop_gain=1.9), f, 75))
+        best.append(rates[sw.index(max(sw))])
+        assert max(sw) > 1.3 * min(sw), (delay, sw)
+    assert best[0] > best[1], best
+
+
+def test_baroreflex_person_is_deterministic_per_seed_across_runtimes():
+    gc.collect()
+    a = _baro(seed=9, delay_s=4.0, hr_noise_bpm=1.0, bp_noise_mmhg=1.0, jitter_s=0.004, transit_s=0.2,
+              noise=0.01, artefact_rate=0.2, ectopic_rate=0.01)
+    acc = _sum_samples(a, 30, 0.09)
+    b = _baro(seed=9, delay_s=4.0, hr_noise_bpm=1.0, bp_noise_mmhg=1.0, jitter_s=0.004, transit_s=0.2,
+              noise=0.01, artefact_rate=0.2, ectopic_rate=0.01)
+    assert _sum_samples(b, 30, 0.09) == acc and a.beats == b.beats
+    # the value CPython gives: the unix port and wasm must give it too
+    assert abs(acc - BARO_SUM) < 1e-6, repr(acc)
+    assert len(a.beats) == BARO_BEATS and abs(a.beats[-1] - BARO_LAST) < 1e-9, (len(a.beats), repr(a.beats[-1]))
+
+
+def test_person_spec_picks_the_model_and_refuses_unknown_keys():
+    p = person.from_spec({"seed": 2.0, "model": 1.0, "delay": 4.0, "hr": 60.0})
+    assert isinstance(p, person.BaroreflexPerson) and p.delay_s == 4.0 and p.hr_bpm == 60.0
+    p = person.from_spec({"seed": 2.0, "resonance": 0.08, "phase": -30.0, "transit": 0.2})
+    assert type(p) is person.Person and p.transit_s == 0.2 and abs(p.phase_rad + 0.5235987756) < 1e-9
+    for bad in ({"model": 7.0}, {"delay": 4.0}, {"nosuch": 1.0}):
+        try:
+            person.from_spec(bad)
+        except ValueError as e:
+            assert "VAGAL_VIRTUAL_PERSON" in str(e), e
+        else:
+            assert False, bad

@@ -842,21 +842,9 @@ def configure(recording=None, person=None, buttons=None):
     if recording:
         sim.source = FileSource(recording)
     elif person is not None:
-        from person import Person
+        from person import from_spec
 
-        kv = _parse_kv(person)
-        args = {}
-        names = {"seed": "seed", "hr": "hr_bpm", "resonance": "resonance_hz", "adherence": "adherence",
-                 "rsa": "rsa_bpm", "noise": "noise", "artefacts": "artefact_rate",
-                 "ectopics": "ectopic_rate", "breath": "spont_breath_hz", "q": "q",
-                 "hrnoise": "hr_noise_bpm", "jitter": "jitter_s", "pwander": "phase_wander",
-                 "drift": "drift_bpm"}
-        for k, v in kv.items():
-            if k not in names:
-                raise ValueError("VAGAL_VIRTUAL_PERSON: unknown setting %r" % k)
-            args[names[k]] = int(v) if k == "seed" else v
-        args["keep_beats"] = 64
-        sim.person = Person(**args)
+        sim.person = from_spec(_parse_kv(person), keep_beats=64)
         sim.source = PersonSource(sim.person, sim.watcher)
     else:
         sim.source = ConstSource()
