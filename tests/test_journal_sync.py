@@ -291,7 +291,7 @@ def test_import_of_a_file_twice_adds_it_once(tmp_path):
     from vagal import protocol
 
     lines = ["# vagal session 1", "# started 2026-12-01T08:00:00+00:00"]
-    msgs = [("hello", "0.1.0", 1, 250, "b"), ("session", 0, "start", "button"), ("mode", 0, "pace", "button"),
+    msgs = [("hello", "0.1.0", 1, 250, "b", "-"), ("session", 0, "start", "button"), ("mode", 0, "pace", "button"),
             ("jsession", 4, 2, 0, 0), ("breath", 10000, 1, 50, 45, -5, 660, 6000),
             ("hrv", 60000, 660, 41000, 52000, 32), ("summary", 61000, "pace", 660, 50, 0, 6000, 1),
             ("session", 61000, "stop", "button")]

@@ -4,9 +4,10 @@ Each simulated person has a resonance rate f_r (4.5-6.5 breaths/min): the heart-
 each breath follows a resonance curve A(f) = A_r / sqrt(1 + Q^2 (f/f_r - f_r/f)^2) and the HR peak
 lags the end of inhale by atan(Q (f/f_r - f_r/f)) (0 at resonance). On top: slow HR drift, per-beat
 HR noise, beat-timing jitter, occasional ectopic beats, breathing-phase wander and lapses (breaths
-not following the pacer). Beats go through vagal.hrv's cleaner into the ResonanceMeter, exactly as
-on the device; the real Pacer integrates the phase. host/virtual_board/person.py (another part) is
-not used: it was not available when this was written, and this model is the one the test needs.
+not following the pacer). Beats go through vagal.pipeline (vagal.hrv's cleaner, then the
+ResonanceMeter), exactly as on the device; the real Pacer integrates the phase.
+host/virtual_board/person.py (another part) is not used: it was not available when this was
+written, and this model is the one the test needs.
 
     .venv/bin/python tests/test_resonance_sim.py [N]     prints the population numbers
 """
@@ -15,11 +16,10 @@ import math
 import random
 import sys
 
-from vagal.hrv import HRV
 from vagal.pacer import PHASE_ONE, Pacer
+from vagal.pipeline import BEAT_REPORT_LAG_US, Pipeline
 from vagal.assessment import Assessment
 from vagal.tuner import Tuner
-from vagal.resonance import ResonanceMeter
 from vagal.ticks import ticks_add
 from vagal.winddown import WindDown
 
@@ -108,13 +108,14 @@ class Person:
 
 
 class Run:
-    """The device loop around a controller (anything with update(now_us) and rate_mbpm)."""
+    """The device loop around a controller (anything with update(now_us) and rate_mbpm): the core's
+    Pipeline, beats handed over vagal.pipeline.BEAT_REPORT_LAG_US after their peak."""
 
     def __init__(self, person, rate_mbpm):
         self.person = person
-        self.pacer = Pacer(rate_mbpm=rate_mbpm)
-        self.meter = ResonanceMeter()
-        self.hrv = HRV()
+        self.pipe = Pipeline(Pacer(rate_mbpm=rate_mbpm))
+        self.pacer = self.pipe.pacer
+        self.meter = self.pipe.meter
         self.t = 7000  # ticks, us
         self.sim_s = 0.0
         self.last_beat_s = None
@@ -123,19 +124,16 @@ class Run:
 
     def run(self, seconds, controller, on_step=None):
         p = self.pacer
+        self.pipe.ctrl = controller
         steps = int(seconds * 1e6 / STEP_US)
         for _ in range(steps):
             self.t = ticks_add(self.t, STEP_US)
             self.sim_s += STEP_US / 1e6
             p.update(self.t)
-            # beats are reported after their peak (the detector confirms within 0.5 s)
-            while self.pending and self.pending[0] <= self.sim_s - 0.3:
+            # beats are handed over after their peak, as the detector does
+            while self.pending and self.pending[0] <= self.sim_s - BEAT_REPORT_LAG_US / 1e6:
                 self._deliver(self.pending.pop(0))
-            self.meter.pace(self.t, p)
-            if controller is not None:
-                controller.update(self.t)
-                if controller.rate_mbpm != p.target_mbpm:
-                    p.set_rate(controller.rate_mbpm)
+            self.pipe.pace(self.t)
             cycle = p.phase / PHASE_ONE
             for b in self.person.step(STEP_US / 1e6, cycle, p.rate_mbpm / 1000.0, p.split / PHASE_ONE):
                 self.pending.append(self.sim_s + b)
@@ -150,9 +148,7 @@ class Run:
             ibi = int(round((beat_s - self.last_beat_s) * 1e6))
         self.last_beat_s = beat_s
         back = int(round((self.sim_s - beat_s) * 1e6))
-        t_us = ticks_add(self.t, -back)
-        ok = self.hrv.add(ibi) if ibi > 0 else False
-        self.meter.beat(t_us, ibi, ok)
+        self.pipe.beat(ticks_add(self.t, -back), ibi)
 
 
 def assess(seed, **kw):

@@ -54,7 +54,7 @@ def measure(out, app_s=180, stop_at=None, timeout_s=3600):
 
 
 _BENCH = re.compile(r"^\[[\d.]+\] BENCH (\S+) (.*)$")
-_STATS = re.compile(r"^\[([\d.]+)\] stats \d+ (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+)\*")
+_STATS = re.compile(r"^\[([\d.]+)\] stats \d+ (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+)(?: -?\d+)*\*")
 
 
 def _mean(a):

@@ -467,7 +467,7 @@ def session_file_of(lib, sid, folder):
         return text
 
     start = row["started_at"] or (row["day"] + "T00:00:00" if row["day"] else now_iso())
-    events = [(0, line("hello", "journal", protocol.PROTOCOL_VERSION, 250, row["board"] or "unknown")),
+    events = [(0, line("hello", "journal", protocol.PROTOCOL_VERSION, 250, row["board"] or "unknown", "-")),
               (0, line("session", 0, "start", "boot")), (0, line("mode", 0, row["mode"] or "pace", "boot"))]
     for b in lib.breaths(sid):
         events.append((b[0], line("breath", *[int(v) for v in b])))

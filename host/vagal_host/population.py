@@ -389,51 +389,48 @@ def run_person(p, step_s=None, practice_min=PRACTICE_MIN, assess=True, trace=Fal
 
 
 class _FastRun:
-    """The app's loop without the app: person.py's beats (no PPG, no detector) reach vagal.hrv and
-    the ResonanceMeter 0.25 s after their peak; the pacer, meter and controller run every 20 ms.
-    The person sees the pacer from its third breath (the board's light watcher needs two troughs)."""
-
-    STEP_US = 20000
+    """The app's loop without the app: person.py's beats (no PPG, no detector) reach the core's
+    Pipeline (HRV, meter) vagal.pipeline.BEAT_REPORT_LAG_US after their peak, as the detector hands
+    them over; the pacer, meter and controller run every TICK_US. The person sees the pacer from its
+    third breath (the board's light watcher needs two troughs)."""
 
     def __init__(self, p, rate_mbpm):
-        from vagal.hrv import HRV
         from vagal.pacer import Pacer
-        from vagal.resonance import ResonanceMeter
+        from vagal.pipeline import Pipeline
 
         cls, args = person_kwargs(p, keep_beats=64)
         self.person = cls(**args)
-        self.pacer = Pacer(rate_mbpm=rate_mbpm)
-        self.meter = ResonanceMeter()
-        self.hrv = HRV()
+        self.pipe = Pipeline(Pacer(rate_mbpm=rate_mbpm))
+        self.meter = self.pipe.meter
         self.t = 7000
         self.s = 0.0
         self.last = None
-        self.pacer.start(self.t)
+        self.pipe.pacer.start(self.t)
 
     def run(self, seconds, ctrl, done=lambda: False):
         from vagal.pacer import PHASE_ONE
+        from vagal.pipeline import BEAT_REPORT_LAG_US, TICK_US
         from vagal.ticks import ticks_add
 
-        per, pacer, m = self.person, self.pacer, self.meter
-        for _ in range(int(seconds * 1e6 / self.STEP_US)):
-            self.t = ticks_add(self.t, self.STEP_US)
-            self.s += self.STEP_US / 1e6
+        per, pipe = self.person, self.pipe
+        pacer = pipe.pacer
+        pipe.ctrl = ctrl
+        lag_s = BEAT_REPORT_LAG_US / 1e6
+        for _ in range(int(seconds * 1e6 / TICK_US)):
+            self.t = ticks_add(self.t, TICK_US)
+            self.s += TICK_US / 1e6
             pacer.update(self.t)
             per.advance(self.s, pacer.phase / PHASE_ONE if pacer.breaths >= 2 else None,
                         pacer.split / PHASE_ONE)
-            for tb in per.beats:  # the true beats, each delivered once, 0.25 s after its peak
-                if tb > self.s - 0.25:
+            for tb in per.beats:  # the true beats, each delivered once, lag_s after its peak
+                if tb > self.s - lag_s:
                     break
                 if self.last is not None and tb <= self.last:
                     continue
                 ibi = 0 if self.last is None else int(round((tb - self.last) * 1e6))
                 self.last = tb
-                m.beat(ticks_add(self.t, -int(round((self.s - tb) * 1e6))), ibi,
-                       self.hrv.add(ibi) if ibi > 0 else False)
-            m.pace(self.t, pacer)
-            ctrl.update(self.t)
-            if ctrl.rate_mbpm != pacer.target_mbpm:
-                pacer.set_rate(ctrl.rate_mbpm)
+                pipe.beat(ticks_add(self.t, -int(round((self.s - tb) * 1e6))), ibi)
+            pipe.pace(self.t)  # the meter, then the controller and the pacer's glide
             if done():
                 return
 
