@@ -478,9 +478,9 @@ def test_live_view_and_status_show_mode_breath_swing_and_coherence():
     out = io.StringIO()
     Console(file=out, width=100, color_system=None).print(render(state, (14, 0, 0, 0), 15.0, "s.vagal"))
     text = out.getvalue()
-    assert "practice" in text and "12.3 bpm" in text and "2.45" in text
+    assert "practice" in text and "12.3 bpm" in text and "71% in one wave" in text
     line = stream_mod.status_line(state, (14, 0, 0, 0), 15.0)
-    assert "mode practice" in line and "swing 12.3 bpm" in line and "coherence 2.45" in line
+    assert "mode practice" in line and "swing 12.3 bpm" in line and "coherence 71% in one wave" in line  # 2.45 / 3.45
     state.update(protocol.decode(protocol.encode("breath", 51, 20000, 0, 0, 0, 0, 0, 5500)))
     state.update(protocol.decode(protocol.encode("coherence", 52, 20500, -1, 0)))
     line = stream_mod.status_line(state, (16, 0, 0, 0), 25.0)

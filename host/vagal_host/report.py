@@ -471,11 +471,12 @@ def _assessment_html(data):
         out.append("<p class='result'>%s</p>" % text)
     if data.steps:
         out.append("<table><tr><th>Rate tested<br>(breaths/min)</th><th>Breaths measured</th>"
-                   "<th>Swing<br>(beats/min)</th><th>Coherence</th></tr>")
+                   "<th>Swing<br>(beats/min)</th><th>Coherence<br>(share in one wave)</th></tr>")
         chosen = r.chosen_mbpm if r is not None else None
         for s in data.steps:
             mark = " class='best'" if s.rate_mbpm == chosen else ""
-            coh = "%.2f" % (s.coherence_x100 / 100.0) if s.coherence_x100 >= 0 else "not enough data"
+            coh = ("%.0f %%" % coherence_pct(s.coherence_x100 / 100.0) if s.coherence_x100 >= 0
+                   else "not enough data")
             out.append("<tr%s><td>%.2f</td><td>%d</td><td>%.1f</td><td>%s</td></tr>"
                        % (mark, s.rate_mbpm / 1000.0, s.breaths, level_x10(s) / 10.0, coh))
         out.append("</table>")

@@ -450,7 +450,10 @@ def _coherence_text(state):
     c = state.coherence_x100
     if c is None:
         return "--"
-    return "(settling)" if c < 0 else "%.2f" % (c / 100)
+    if c < 0:
+        return "(settling)"
+    r = c / 100.0
+    return "%.0f%% in one wave" % (100.0 * r / (1.0 + r))  # as the report shows it (report.coherence_pct)
 
 
 def status_line(state, counts, session_s):
