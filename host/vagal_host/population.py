@@ -216,7 +216,7 @@ BARO_KEYS = ("delay", "effector", "loopgain", "vagal", "respbp", "respms", "mech
 
 
 def _draw_baroreflex(rng, seed):
-    """The baroreflex loop (person.BaroreflexPerson, no resonance parameter): the vascular limb's
+    """The baroreflex loop (baroreflex.BaroreflexPerson, no resonance parameter): the vascular limb's
     delay 3..6 s and effector lag 0.5..2 s set where it rings, its static loop gain 1.4..2.4 how
     sharply; the vagal limb 6..15 ms/mmHg; breathing lowers systolic pressure by 2..6 mmHg with its
     trough -3.5..0 s about the end of inhale (intrathoracic pressure falls from mid-inspiration)

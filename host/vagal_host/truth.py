@@ -157,10 +157,13 @@ def person_module():
 def person_class(model):
     """The simulated person's class for a model family's name."""
     mod = person_module()
-    classes = {"bandpass": mod.Person, "baroreflex": getattr(mod, "BaroreflexPerson", None)}
-    if classes.get(model) is None:
-        raise ValueError("no person model %r" % (model,))
-    return classes[model]
+    if model == "bandpass":
+        return mod.Person
+    if model == "baroreflex":
+        import baroreflex
+
+        return baroreflex.BaroreflexPerson
+    raise ValueError("no person model %r" % (model,))
 
 
 def _key(model, kwargs):
@@ -199,7 +202,7 @@ def _save(key, value):
 
 def resonance_truth(model, kwargs, cache=True):
     """sweep() of the noise-free person: model "bandpass" (person.Person) or "baroreflex"
-    (person.BaroreflexPerson), kwargs its constructor arguments. Cached by those."""
+    (baroreflex.BaroreflexPerson), kwargs its constructor arguments. Cached by those."""
     key = _key(model, kwargs)
     if cache:
         hit = _load().get(key)

@@ -93,7 +93,7 @@ def write_recording(samples, fs, path, rate=ADC_RAW_HZ):
 
 
 def person_spec(seed=1, hr=65.0, resonance=0.09, adherence=0.9, **extra):
-    """VAGAL_VIRTUAL_PERSON's "key=value,..." (host/virtual_board/person.py SPEC_NAMES); resonance
+    """VAGAL_VIRTUAL_PERSON's "key=value,..." (host/virtual_board/person.py spec_names()); resonance
     None: none (the baroreflex model has no resonance parameter)."""
     parts = ["seed=%d" % seed, "hr=%g" % hr] + (["resonance=%g" % resonance] if resonance is not None else [])
     parts += ["adherence=%g" % adherence]

@@ -17,6 +17,7 @@ def _import_person():
 
 
 person = _import_person()
+import baroreflex  # noqa: E402  (beside person.py)
 
 
 def _run(p, seconds, fs=50, pacer_hz=None):
@@ -266,7 +267,7 @@ def _baro(**kw):
     args = {"noise": 0.0, "artefact_rate": 0.0, "ectopic_rate": 0.0, "adherence": 1.0, "keep_beats": 400}
     for k in kw:
         args[k] = kw[k]
-    return person.BaroreflexPerson(**args)
+    return baroreflex.BaroreflexPerson(**args)
 
 
 def _swing_at(p, pacer_hz, seconds):
@@ -303,7 +304,7 @@ def test_baroreflex_person_is_deterministic_per_seed_across_runtimes():
 
 def test_person_spec_picks_the_model_and_refuses_unknown_keys():
     p = person.from_spec({"seed": 2.0, "model": 1.0, "delay": 4.0, "hr": 60.0})
-    assert isinstance(p, person.BaroreflexPerson) and p.delay_s == 4.0 and p.hr_bpm == 60.0
+    assert isinstance(p, baroreflex.BaroreflexPerson) and p.delay_s == 4.0 and p.hr_bpm == 60.0
     p = person.from_spec({"seed": 2.0, "resonance": 0.08, "phase": -30.0, "transit": 0.2})
     assert type(p) is person.Person and p.transit_s == 0.2 and abs(p.phase_rad + 0.5235987756) < 1e-9
     for bad in ({"model": 7.0}, {"delay": 4.0}, {"nosuch": 1.0}):

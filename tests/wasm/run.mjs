@@ -20,8 +20,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..", "..");
 const FIRMWARE_DIR = path.join(ROOT, "firmware", "vagal");
 const PORTABLE_DIR = path.join(ROOT, "tests", "portable");
-// The simulated person is the portable tests' ground truth too: it goes onto /lib beside vagal.
-const PERSON_FILE = path.join(ROOT, "host", "virtual_board", "person.py");
+// The simulated people are the portable tests' ground truth too: they go onto /lib beside vagal.
+const PERSON_FILES = ["person.py", "baroreflex.py"].map((f) => path.join(ROOT, "host", "virtual_board", f));
 const USAGE =
   "usage: node tests/wasm/run.mjs [DIR] [-k SUBSTRING] [-v]\n" +
   "       node tests/wasm/run.mjs --exec SCRIPT.py [--file MEMFS=HOST ...] [--out MEMFS=HOST ...] [-- ARGS...]";
@@ -134,7 +134,7 @@ async function startMicroPython() {
   const mp = await loadMicroPython({ linebuffer: false, stdout: out.write, stderr: err.write });
   copyTree(mp, FIRMWARE_DIR, "/lib/vagal", true);
   copyTree(mp, PORTABLE_DIR, "/tests", false);
-  mp.FS.writeFile("/lib/person.py", fs.readFileSync(PERSON_FILE));
+  for (const f of PERSON_FILES) mp.FS.writeFile("/lib/" + path.basename(f), fs.readFileSync(f));
   return mp;
 }
 
