@@ -68,7 +68,8 @@ class SessionData:
         end = max([self.duration] + [t / 1000.0 for t in part.times_ms()])
         self.end = end
         self.beats = [(b.t_ms / 1000.0, b.ibi_us, b.amp) for b in part.of("beat")]
-        self.hr, self.hr_rejected = _cleaned_hr(part)
+        self.intervals = cleaned_intervals(part)  # the device's cleaner's verdicts, for HR and HRV
+        self.hr, self.hr_rejected = _cleaned_hr(self.intervals)
         q = part.of("quality")
         self.quality = []  # (start s, end s, state)
         for i, r in enumerate(q):
@@ -131,10 +132,9 @@ class SessionData:
         return good / total if total > 0 else None
 
 
-def _cleaned_hr(part):
-    """([(t_s, bpm)] of intervals vagal.hrv.HRV accepts, [(t_s, bpm)] of those it rejects), fed
-    through vagal.pipeline as the device feeds it (hrv_report.cleaned_intervals)."""
-    iv = cleaned_intervals(part)
+def _cleaned_hr(iv):
+    """([(t_s, bpm)] of intervals vagal.hrv.HRV accepts, [(t_s, bpm)] of those it rejects), from
+    hrv_report.cleaned_intervals (the part fed through vagal.pipeline as the device feeds it)."""
     return ([(t, 60000.0 / ibi) for t, ibi in zip(iv.t_s, iv.ibi_ms)],
             [(t, 60000.0 / ibi) for t, ibi in iv.rejected])
 
@@ -598,7 +598,7 @@ def fig_poincare(iv, path):
 def _hrv_section(data, out, drawn):
     """The HRV table (NeuroKit2 on the device's cleaned intervals), spectrum and Poincare plot."""
     title = "Heart rate variability"
-    iv = cleaned_intervals(data.part)
+    iv = data.intervals
     values = standard_hrv(iv)
     if values is None:
         return ("<h2>%s</h2>\n<p class='missing'>Not enough clean heartbeats for these measures: they "
